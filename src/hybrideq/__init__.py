@@ -1,0 +1,60 @@
+"""hybrideq: differential equations with neural parts, on PyTorch and Julia engines.
+
+Importing hybrideq never starts Julia and never downloads anything.
+
+Example:
+    >>> import torch, hybrideq as hq
+    >>> prob = hq.ODEProblem(lambda t, y, p: -y, torch.ones(2), (0.0, 1.0))
+    >>> sol = hq.solve(prob, hq.Tsit5())
+    >>> sol.retcode
+    <ReturnCode.Success: 1>
+"""
+
+from hybrideq import library, nn
+from hybrideq._version import __version__
+from hybrideq.problems import AbstractProblem, ODEProblem
+from hybrideq.sensitivity import (
+    AbstractSensitivityAlgorithm,
+    BacksolveAdjoint,
+    DirectBackprop,
+    InterpolatingAdjoint,
+)
+from hybrideq.solution import Heuristics, ReturnCode, Solution, Stats
+from hybrideq.solve import solve
+from hybrideq.solvers import (
+    BS3,
+    DP5,
+    RK4,
+    AbstractExplicitRK,
+    AbstractODESolver,
+    AbstractSolver,
+    Euler,
+    Tsit5,
+    Vern7,
+)
+
+__all__ = [
+    "BS3",
+    "DP5",
+    "RK4",
+    "AbstractExplicitRK",
+    "AbstractODESolver",
+    "AbstractProblem",
+    "AbstractSensitivityAlgorithm",
+    "AbstractSolver",
+    "BacksolveAdjoint",
+    "DirectBackprop",
+    "Euler",
+    "Heuristics",
+    "InterpolatingAdjoint",
+    "ODEProblem",
+    "ReturnCode",
+    "Solution",
+    "Stats",
+    "Tsit5",
+    "Vern7",
+    "__version__",
+    "library",
+    "nn",
+    "solve",
+]

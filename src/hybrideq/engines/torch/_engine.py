@@ -1,0 +1,182 @@
+"""The torch engine's entry point: from a validated problem and options to a Solution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hybrideq.engines.torch._adjoint import adjoint_solve
+from hybrideq.engines.torch._controller import PIController
+from hybrideq.engines.torch._interpolation import DenseOutput
+from hybrideq.engines.torch._loop import LoopOptions, run_loop
+from hybrideq.engines.torch._rhs import UserRHS
+from hybrideq.problems import ODEProblem
+from hybrideq.sensitivity import (
+    AbstractSensitivityAlgorithm,
+    BacksolveAdjoint,
+    DirectBackprop,
+    InterpolatingAdjoint,
+)
+from hybrideq.solution import Heuristics, Solution, Stats
+from hybrideq.solvers import AbstractExplicitRK
+
+__all__ = ["SolveOptions", "gradient_parameters", "solve_ode"]
+
+
+@dataclass
+class SolveOptions:
+    """Validated, engine-ready options (tensors on the problem's device and dtype)."""
+
+    saveat: Tensor | None  # (batch, T) or None
+    saveat_shared: bool
+    adaptive: bool
+    dt: Tensor | None  # (batch,) signed
+    rtol: Tensor
+    atol: Tensor
+    dtmin: Tensor
+    dtmax: Tensor
+    maxiters: int
+    dense: bool
+    heuristics: bool
+    sensealg: AbstractSensitivityAlgorithm | None
+    progress: bool
+
+
+def gradient_parameters(prob: ODEProblem) -> list[Tensor]:
+    """Tensors an adjoint differentiates with respect to: ``p`` and module parameters."""
+    found: list[Tensor] = []
+    seen: set[int] = set()
+
+    def add(x: Any) -> None:
+        if isinstance(x, Tensor):
+            if x.requires_grad and id(x) not in seen:
+                seen.add(id(x))
+                found.append(x)
+        elif isinstance(x, nn.Module):
+            for q in x.parameters():
+                add(q)
+        elif isinstance(x, (tuple, list)):
+            for q in x:
+                add(q)
+        elif isinstance(x, dict):
+            for q in x.values():
+                add(q)
+
+    add(prob.p)
+    add(prob.f)
+    return found
+
+
+class _Progress:
+    """A tqdm bar over the fraction of the span the slowest sample has covered."""
+
+    def __init__(self) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=1000, desc="solve", unit="‰", leave=False)
+        self.last = 0
+
+    def __call__(self, frac: float) -> None:
+        now = int(frac * 1000)
+        if now > self.last:
+            self.bar.update(now - self.last)
+            self.last = now
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def solve_ode(prob: ODEProblem, solver: AbstractExplicitRK, opts: SolveOptions) -> Solution:
+    """Integrate ``prob`` with an explicit Runge–Kutta method on the torch engine."""
+    tab = solver.tableau
+    batch = prob.batch_size
+    y0 = prob.y0.reshape(batch, -1)
+    t0 = prob.tspan[0].expand(batch).contiguous()
+    t1 = prob.tspan[1].expand(batch).contiguous()
+    user = UserRHS(prob.f, prob.p, prob.batched, prob.state_shape, prob.dtype, prob.device)
+    controller = PIController.for_order(tab.order, solver.name)
+    bar = _Progress() if opts.progress else None
+    loop_opts = LoopOptions(
+        adaptive=opts.adaptive,
+        dt=opts.dt,
+        rtol=opts.rtol,
+        atol=opts.atol,
+        dtmin=opts.dtmin,
+        dtmax=opts.dtmax,
+        maxiters=opts.maxiters,
+        saveat=opts.saveat,
+        dense=opts.dense,
+        heuristics=opts.heuristics,
+        progress=bar,
+    )
+    params = gradient_parameters(prob)
+    wants_grad = torch.is_grad_enabled() and (prob.y0.requires_grad or bool(params))
+    sensealg = opts.sensealg
+    try:
+        if wants_grad and isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint)):
+            res, y_saved = adjoint_solve(
+                user, tab, y0, t0, t1, loop_opts, controller, params, sensealg
+            )
+        else:
+            if sensealg is not None and not isinstance(
+                sensealg, (DirectBackprop, BacksolveAdjoint, InterpolatingAdjoint)
+            ):
+                raise TypeError(
+                    f"sensealg {type(sensealg).__name__} is not supported by the torch engine; "
+                    "use DirectBackprop(), BacksolveAdjoint() or InterpolatingAdjoint()"
+                )
+            res = run_loop(user, tab, y0, t0, t1, loop_opts, controller, lambda: user.ncalls)
+            y_saved = res.y
+    finally:
+        if bar is not None:
+            bar.close()
+
+    state = prob.state_shape
+    y_out = y_saved.reshape(batch, y_saved.shape[1], *state)
+    t_out = res.t
+    if not prob.batched or (opts.saveat is not None and opts.saveat_shared):
+        t_out = t_out[0]
+    if not prob.batched:
+        y_out = y_out[0]
+    dense = res.dense
+    if dense is not None:
+        dense.batched = prob.batched
+        dense.state_shape = state
+    heur = None
+    if res.heuristics is not None:
+        h = res.heuristics
+        heur = Heuristics(
+            t=h["t"],
+            dt=h["dt"],
+            accepted=h["accepted"],
+            eest=h["eest"],
+            eigen_est=h["eigen_est"],
+            stability_size=tab.stability_size,
+        )
+    zeros = torch.zeros_like(res.nf)
+
+    def per(x: Tensor) -> Tensor:
+        return x if prob.batched else x[0]
+
+    stats = Stats(
+        nf=per(res.nf),
+        naccept=per(res.naccept),
+        nreject=per(res.nreject),
+        njac=per(zeros),
+        nlu=per(zeros),
+        ncalls=res.ncalls,
+    )
+    return Solution(
+        t=t_out,
+        y=y_out,
+        retcodes=res.retcode,
+        stats=stats,
+        batched=prob.batched,
+        interpolant=dense if isinstance(dense, DenseOutput) else None,
+        heuristics=heur,
+        nsaved=res.nsaved if prob.batched else None,
+        solver=solver,
+    )

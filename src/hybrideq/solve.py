@@ -1,0 +1,243 @@
+"""``solve``: the one way in. Validates options, picks the engine, dispatches."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hybrideq.engines import resolve_engine
+from hybrideq.engines.torch import SolveOptions, solve_ode
+from hybrideq.problems import ODEProblem
+from hybrideq.sensitivity import AbstractSensitivityAlgorithm
+from hybrideq.solution import Solution
+from hybrideq.solvers import AbstractExplicitRK, AbstractSolver
+
+__all__ = ["solve"]
+
+
+def _tolerance(name: str, x: Any, prob: ODEProblem) -> Tensor:
+    t = torch.as_tensor(x, dtype=prob.dtype, device=prob.device)
+    if t.numel() == 0 or not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
+        raise ValueError(f"{name} must be positive and finite, got {x!r}")
+    if t.ndim > 0:
+        n = int(np.prod(prob.state_shape))
+        if t.numel() != n:
+            raise ValueError(
+                f"{name} must be a scalar or have one entry per state component "
+                f"({n}), got shape {tuple(t.shape)}"
+            )
+        t = t.reshape(1, n)
+    return t
+
+
+def _positive(name: str, x: Any, prob: ODEProblem) -> Tensor:
+    t = torch.as_tensor(x, dtype=prob.dtype, device=prob.device)
+    if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != prob.batch_size):
+        raise ValueError(f"{name} must be a scalar or a ({prob.batch_size},) tensor")
+    if bool((t <= 0).any()) or bool(torch.isnan(t).any()):
+        raise ValueError(f"{name} must be positive, got {x!r}")
+    return t.expand(prob.batch_size).contiguous()
+
+
+def _saveat(x: Any, prob: ODEProblem) -> tuple[Tensor, bool]:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if isinstance(x, (int, float)):
+        raise TypeError(
+            "saveat must be a sequence of times; to save at a fixed interval pass "
+            "torch.arange(t0, t1 + dt/2, dt)"
+        )
+    s = torch.as_tensor(x, device=prob.device)
+    if isinstance(x, Tensor):
+        if x.dtype != prob.dtype:
+            raise TypeError(
+                f"saveat has dtype {x.dtype} but y0 has {prob.dtype}; use saveat.to(y0.dtype)"
+            )
+        if x.device != prob.device:
+            raise ValueError(f"saveat is on {x.device} but y0 is on {prob.device}; move it")
+    s = s.to(prob.dtype)
+    batch = prob.batch_size
+    if s.ndim == 1:
+        shared = True
+        s2 = s[None, :].expand(batch, -1)
+    elif s.ndim == 2 and prob.batched and s.shape[0] == batch:
+        shared = False
+        s2 = s
+    else:
+        raise ValueError(
+            f"saveat must have shape (T,) or, for a batch, ({batch}, T); got {tuple(s.shape)}"
+        )
+    if s2.shape[1] == 0:
+        raise ValueError("saveat is empty; pass at least one time or leave saveat=None")
+    if not bool(torch.isfinite(s2).all()):
+        raise ValueError("saveat contains NaN or Inf")
+    t0 = prob.tspan[0].expand(batch)[:, None]
+    t1 = prob.tspan[1].expand(batch)[:, None]
+    direction = torch.sign(t1 - t0)
+    d = (s2[:, 1:] - s2[:, :-1]) * direction
+    if bool((d <= 0).any()):
+        raise ValueError(
+            "saveat must be strictly monotone in the direction of integration "
+            "(increasing for t1 > t0, decreasing for t1 < t0)"
+        )
+    span = (t1 - t0).abs()
+    tol = 1e-12 * torch.clamp(span, min=1.0) if prob.dtype == torch.float64 else 1e-6 * span
+    outside = ((s2 - t0) * direction < -tol) | ((s2 - t1) * direction > tol)
+    if bool(outside.any()):
+        raise ValueError(
+            "saveat has times outside tspan; every save time must lie in [t0, t1] "
+            "(per sample for per-sample spans)"
+        )
+    # Clamp round-off at the ends so that the last save time is exactly t1.
+    lo = torch.minimum(t0, t1)
+    hi = torch.maximum(t0, t1)
+    s2 = torch.minimum(torch.maximum(s2, lo), hi)
+    return s2.contiguous(), shared
+
+
+def solve(
+    prob: ODEProblem,
+    solver: AbstractSolver,
+    *,
+    saveat: Any = None,
+    rtol: float | Tensor = 1e-3,
+    atol: float | Tensor = 1e-6,
+    dt: float | Tensor | None = None,
+    adaptive: bool | None = None,
+    dtmin: float | Tensor | None = None,
+    dtmax: float | Tensor | None = None,
+    maxiters: int = 100_000,
+    dense: bool | None = None,
+    sensealg: AbstractSensitivityAlgorithm | None = None,
+    heuristics: bool = False,
+    progress: bool = False,
+    engine: str = "auto",
+) -> Solution:
+    """Solve a differential-equation problem.
+
+    Keyword names follow DifferentialEquations.jl.
+
+    Args:
+        prob: the problem, e.g. :class:`~hybrideq.ODEProblem`.
+        solver: a solver spec object, e.g. ``Tsit5()``.
+        saveat: times to save at: ``(T,)`` shared by all samples, or ``(batch, T)`` per
+            sample. ``None`` saves every accepted step (for a batch, rows are padded with
+            the last step; ``sol.nsaved`` gives each row's length).
+        rtol: relative tolerance (scalar or one per state component).
+        atol: absolute tolerance (scalar or one per state component).
+        dt: the initial step for adaptive solvers (default: automatic), the step for
+            fixed-step solvers (required). A positive number; its sign follows tspan.
+        adaptive: ``False`` takes fixed steps of ``dt`` with any Runge–Kutta method.
+            Default: adaptive where the method has an error estimate.
+        dtmin: smallest step magnitude; below it a sample stops with
+            ``ReturnCode.DtLessThanMin``. Default: ``16·eps·max(|t0|, |t1|)``.
+        dtmax: largest step magnitude (default: the span length).
+        maxiters: largest number of attempted steps per sample (then
+            ``ReturnCode.MaxIters``).
+        dense: keep the dense output for ``sol(t)``. Default: ``True`` when ``saveat`` is
+            ``None``.
+        sensealg: how gradients are computed: ``DirectBackprop()`` (the default),
+            ``BacksolveAdjoint()`` or ``InterpolatingAdjoint()``. Adjoints differentiate
+            ``sol.y`` with respect to ``y0``, a tensor ``p`` (or tensors in a tuple, list,
+            dict or module ``p``) and the parameters of an ``nn.Module`` ``f``.
+        heuristics: record the solver's per-step heuristics (``EEst``, stiffness
+            estimate) in ``sol.heuristics``.
+        progress: show a progress bar (tqdm) over the span.
+        engine: ``"auto"``, ``"torch"`` or ``"julia"``.
+
+    Returns:
+        A :class:`~hybrideq.Solution`.
+
+    Raises:
+        TypeError: for arguments of the wrong type or dtype.
+        ValueError: for arguments with wrong shapes or values; each message names the
+            argument and the fix.
+
+    Example:
+        >>> import torch, hybrideq as hq
+        >>> prob = hq.ODEProblem(lambda t, y, p: -p * y, torch.ones(3), (0.0, 1.0),
+        ...                      p=torch.tensor(2.0, dtype=torch.float64))
+        >>> sol = hq.solve(prob, hq.Tsit5(), saveat=torch.linspace(0, 1, 11,
+        ...                dtype=torch.float64), rtol=1e-8, atol=1e-10)
+        >>> sol.y.shape, round(float(sol.y[-1, 0]), 6)
+        (torch.Size([11, 3]), 0.135335)
+    """
+    if not isinstance(prob, ODEProblem):
+        raise TypeError(f"prob must be an ODEProblem, got {type(prob).__name__}")
+    if inspect.isclass(solver) and issubclass(solver, AbstractSolver):
+        raise TypeError(f"pass a solver instance, e.g. {solver.__name__}(), not the class")
+    if not isinstance(solver, AbstractSolver):
+        raise TypeError(f"solver must be a solver object such as Tsit5(), got {solver!r}")
+    if sensealg is not None and not isinstance(sensealg, AbstractSensitivityAlgorithm):
+        raise TypeError(
+            f"sensealg must be e.g. InterpolatingAdjoint() (an instance), got {sensealg!r}"
+        )
+    resolve_engine(prob, solver, engine)
+    if not isinstance(solver, AbstractExplicitRK):
+        raise ValueError(f"{solver.name} cannot solve an ODEProblem on the torch engine")
+    batch = prob.batch_size
+    rt = _tolerance("rtol", rtol, prob)
+    at = _tolerance("atol", atol, prob)
+    if adaptive is None:
+        adaptive = solver.is_adaptive
+    elif adaptive and not solver.is_adaptive:
+        raise ValueError(
+            f"{solver.name} has no error estimate, so it cannot be adaptive; pass dt=... "
+            "for fixed steps or use an adaptive method such as Tsit5()"
+        )
+    t0 = prob.tspan[0].expand(batch)
+    t1 = prob.tspan[1].expand(batch)
+    direction = torch.sign(t1 - t0)
+    span = (t1 - t0).abs()
+    dt_t: Tensor | None = None
+    if dt is not None:
+        d = torch.as_tensor(dt, dtype=prob.dtype, device=prob.device)
+        if d.ndim > 1 or (d.ndim == 1 and d.shape[0] != batch):
+            raise ValueError(f"dt must be a scalar or a ({batch},) tensor")
+        if not bool(torch.isfinite(d).all()) or bool((d == 0).any()):
+            raise ValueError(f"dt must be finite and non-zero, got {dt!r}")
+        if bool((torch.sign(d) * direction < 0).any()):
+            raise ValueError(
+                "dt has the wrong sign for tspan: pass a positive dt; its direction "
+                "follows tspan"
+            )
+        dt_t = (d.abs() * direction).expand(batch).contiguous()
+    if not adaptive and dt_t is None:
+        raise ValueError(
+            f"{solver.name} takes fixed steps here and needs a step size: pass dt=..."
+        )
+    eps = torch.finfo(prob.dtype).eps
+    dtmin_t = (
+        _positive("dtmin", dtmin, prob)
+        if dtmin is not None
+        else 16 * eps * torch.maximum(t0.abs(), t1.abs()).clamp_min(1e-300)
+    )
+    dtmax_t = _positive("dtmax", dtmax, prob) if dtmax is not None else span.clone()
+    if not isinstance(maxiters, (int, np.integer)) or isinstance(maxiters, bool) or maxiters < 1:
+        raise ValueError(f"maxiters must be a positive integer, got {maxiters!r}")
+    saveat_t: Tensor | None = None
+    shared = True
+    if saveat is not None:
+        saveat_t, shared = _saveat(saveat, prob)
+    if dense is None:
+        dense = saveat is None
+    opts = SolveOptions(
+        saveat=saveat_t,
+        saveat_shared=shared,
+        adaptive=bool(adaptive),
+        dt=dt_t,
+        rtol=rt,
+        atol=at,
+        dtmin=dtmin_t.contiguous(),
+        dtmax=dtmax_t.contiguous(),
+        maxiters=int(maxiters),
+        dense=bool(dense),
+        heuristics=bool(heuristics),
+        sensealg=sensealg,
+        progress=bool(progress),
+    )
+    return solve_ode(prob, solver, opts)
