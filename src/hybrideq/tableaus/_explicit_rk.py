@@ -90,11 +90,11 @@ class ExplicitRKTableau:
                 raise ValueError(f"{self.name}: btilde must have {s} entries")
             if abs(math.fsum(self.btilde)) > 1e-10:
                 raise ValueError(f"{self.name}: the error weights btilde do not sum to 0")
-        if self.fsal:
-            if abs(self.c[-1] - 1.0) > _TOL or any(
-                abs(x - y) > 1e-10 for x, y in zip(self.a[-1], self.b[:-1], strict=True)
-            ):
-                raise ValueError(f"{self.name}: an FSAL method's last row of a must equal b")
+        if self.fsal and (
+            abs(self.c[-1] - 1.0) > _TOL
+            or any(abs(x - y) > 1e-10 for x, y in zip(self.a[-1], self.b[:-1], strict=True))
+        ):
+            raise ValueError(f"{self.name}: an FSAL method's last row of a must equal b")
         if len(self.extra_c) != len(self.extra_a):
             raise ValueError(f"{self.name}: extra_c and extra_a must have equal lengths")
         for m, row in enumerate(self.extra_a):
