@@ -57,8 +57,9 @@ class ODEProblem(AbstractProblem):
 
     Example:
         >>> import torch, hybrideq as hq
-        >>> prob = hq.ODEProblem(lambda t, y, p: -p * y, torch.ones(3), (0.0, 1.0),
-        ...                      p=torch.tensor(2.0))
+        >>> prob = hq.ODEProblem(
+        ...     lambda t, y, p: -p * y, torch.ones(3), (0.0, 1.0), p=torch.tensor(2.0)
+        ... )
         >>> prob.batch_size, prob.state_shape
         (1, (3,))
     """
@@ -110,9 +111,7 @@ class ODEProblem(AbstractProblem):
             p = torch.from_numpy(p).to(y0t.dtype) if p.dtype.kind == "f" else torch.as_tensor(p)
         if isinstance(p, Tensor) and p.is_floating_point():
             if p.dtype != y0t.dtype:
-                raise TypeError(
-                    f"p has dtype {p.dtype} but y0 has {y0t.dtype}; use p.to(y0.dtype)"
-                )
+                raise TypeError(f"p has dtype {p.dtype} but y0 has {y0t.dtype}; use p.to(y0.dtype)")
             if p.device != y0t.device:
                 raise ValueError(f"p is on {p.device} but y0 is on {y0t.device}; move it")
         object.__setattr__(self, "f", f)

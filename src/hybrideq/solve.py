@@ -115,6 +115,7 @@ def solve(
     sensealg: AbstractSensitivityAlgorithm | None = None,
     heuristics: bool = False,
     progress: bool = False,
+    stepping: str = "per_sample",
     engine: str = "auto",
 ) -> Solution:
     """Solve a differential-equation problem.
@@ -147,6 +148,13 @@ def solve(
         heuristics: record the solver's per-step heuristics (``EEst``, stiffness
             estimate) in ``sol.heuristics``.
         progress: show a progress bar (tqdm) over the span.
+        stepping: ``"per_sample"`` (the default): every sample of a batch has its own
+            step size, accept/reject decision and error control. ``"joint"``: one step
+            for the whole batch, with the error norm taken over the whole batch as if it
+            were one system (what torchdiffeq does); needs a shared ``tspan``. Joint
+            stepping can take fewer steps for a homogeneous batch (training minibatches),
+            but a hard sample sets everyone's step and each sample's accuracy is only
+            controlled on average.
         engine: ``"auto"``, ``"torch"`` or ``"julia"``.
 
     Returns:
@@ -159,10 +167,19 @@ def solve(
 
     Example:
         >>> import torch, hybrideq as hq
-        >>> prob = hq.ODEProblem(lambda t, y, p: -p * y, torch.ones(3), (0.0, 1.0),
-        ...                      p=torch.tensor(2.0, dtype=torch.float64))
-        >>> sol = hq.solve(prob, hq.Tsit5(), saveat=torch.linspace(0, 1, 11,
-        ...                dtype=torch.float64), rtol=1e-8, atol=1e-10)
+        >>> prob = hq.ODEProblem(
+        ...     lambda t, y, p: -p * y,
+        ...     torch.ones(3),
+        ...     (0.0, 1.0),
+        ...     p=torch.tensor(2.0, dtype=torch.float64),
+        ... )
+        >>> sol = hq.solve(
+        ...     prob,
+        ...     hq.Tsit5(),
+        ...     saveat=torch.linspace(0, 1, 11, dtype=torch.float64),
+        ...     rtol=1e-8,
+        ...     atol=1e-10,
+        ... )
         >>> sol.y.shape, round(float(sol.y[-1, 0]), 6)
         (torch.Size([11, 3]), 0.135335)
     """
@@ -202,14 +219,11 @@ def solve(
             raise ValueError(f"dt must be finite and non-zero, got {dt!r}")
         if bool((torch.sign(d) * direction < 0).any()):
             raise ValueError(
-                "dt has the wrong sign for tspan: pass a positive dt; its direction "
-                "follows tspan"
+                "dt has the wrong sign for tspan: pass a positive dt; its direction follows tspan"
             )
         dt_t = (d.abs() * direction).expand(batch).contiguous()
     if not adaptive and dt_t is None:
-        raise ValueError(
-            f"{solver.name} takes fixed steps here and needs a step size: pass dt=..."
-        )
+        raise ValueError(f"{solver.name} takes fixed steps here and needs a step size: pass dt=...")
     eps = torch.finfo(prob.dtype).eps
     dtmin_t = (
         _positive("dtmin", dtmin, prob)
@@ -225,6 +239,16 @@ def solve(
         saveat_t, shared = _saveat(saveat, prob)
     if dense is None:
         dense = saveat is None
+    if stepping not in ("per_sample", "joint"):
+        raise ValueError(f"stepping must be 'per_sample' or 'joint', got {stepping!r}")
+    joint = stepping == "joint" and prob.batched
+    if joint and (bool((t0 != t0[0]).any()) or bool((t1 != t1[0]).any())):
+        raise ValueError(
+            "stepping='joint' needs one tspan shared by all samples; use the default "
+            "stepping='per_sample' for per-sample spans"
+        )
+    if joint and saveat_t is not None and not shared:
+        raise ValueError("stepping='joint' needs a shared saveat of shape (T,)")
     opts = SolveOptions(
         saveat=saveat_t,
         saveat_shared=shared,
@@ -239,5 +263,6 @@ def solve(
         heuristics=bool(heuristics),
         sensealg=sensealg,
         progress=bool(progress),
+        joint=joint,
     )
     return solve_ode(prob, solver, opts)

@@ -56,13 +56,16 @@ class NeuralODE(nn.Module):
         >>> class Field(torch.nn.Module):
         ...     def __init__(self):
         ...         super().__init__()
-        ...         self.net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(),
-        ...                                        torch.nn.Linear(16, 2))
+        ...         self.net = torch.nn.Sequential(
+        ...             torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)
+        ...         )
+        ...
         ...     def forward(self, t, y):
         ...         return self.net(y)
         >>> model = hq.nn.NeuralODE(Field(), rtol=1e-4, atol=1e-6).double()
-        >>> out = model(torch.randn(8, 2, dtype=torch.float64),
-        ...             torch.linspace(0, 1, 5, dtype=torch.float64))
+        >>> out = model(
+        ...     torch.randn(8, 2, dtype=torch.float64), torch.linspace(0, 1, 5, dtype=torch.float64)
+        ... )
         >>> out.y.shape
         torch.Size([8, 5, 2])
     """

@@ -69,7 +69,13 @@ class _AdjointRunner:
 
     def forward(self, y0: Tensor) -> LoopResult:
         return run_loop(
-            self.user, self.tableau, y0, self.t0, self.t1, self.opts, self.controller,
+            self.user,
+            self.tableau,
+            y0,
+            self.t0,
+            self.t1,
+            self.opts,
+            self.controller,
             lambda: self.user.ncalls,
         )
 
@@ -103,16 +109,30 @@ class _AdjointRunner:
             y_lo = ys[:, k - 1] if k > 0 else self.y0
             if interp:
                 fwd = run_loop(
-                    self.user, self.tableau, y_lo, t_lo, t_hi,
-                    dataclasses.replace(base, dense=True), self.controller,
+                    self.user,
+                    self.tableau,
+                    y_lo,
+                    t_lo,
+                    t_hi,
+                    dataclasses.replace(base, dense=True),
+                    self.controller,
                     lambda: self.user.ncalls,
                 )
                 dense = fwd.dense
 
-                def state_from(t: Tensor, dense: Any = dense, y_hi: Tensor = ys[:, k]) -> Tensor:
+                lo, hi = torch.minimum(t_lo, t_hi), torch.maximum(t_lo, t_hi)
+
+                def state_from(
+                    t: Tensor,
+                    dense: Any = dense,
+                    y_hi: Tensor = ys[:, k],
+                    lo: Tensor = lo,
+                    hi: Tensor = hi,
+                ) -> Tensor:
                     if dense is None:  # every sample had a zero-length interval
                         return y_hi
-                    return dense(t[:, None])[:, 0]
+                    # Trial points of the initial-step heuristic may leave the interval.
+                    return dense(torch.minimum(torch.maximum(t, lo), hi)[:, None])[:, 0]
 
                 rhs = AdjointRHS(self.user, self.params, n, state_from=state_from)
                 z0 = a
@@ -128,9 +148,7 @@ class _AdjointRunner:
                 quad_rtol=float(rtol.max()) if rtol.numel() > 1 else float(rtol),
                 quad_atol=float(atol.min()) if atol.numel() > 1 else float(atol),
             )
-            back = run_loop(
-                rhs, self.tableau, z0, t_hi, t_lo, bopts, self.controller, lambda: 0
-            )
+            back = run_loop(rhs, self.tableau, z0, t_hi, t_lo, bopts, self.controller, lambda: 0)
             self.backward_nf += int(back.nf.max())
             a = back.y_final[:, -n:]
             if back.quadrature is not None:

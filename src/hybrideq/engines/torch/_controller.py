@@ -6,12 +6,13 @@ gets its own step size and accept/reject decision without a Python loop over sam
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["PIController", "error_norm", "initial_step"]
+__all__ = ["PIController", "PIState", "error_norm", "initial_step"]
 
 
 @dataclass(frozen=True)
@@ -44,34 +45,51 @@ class PIController:
             return PIController(beta1=1.0 / order - 0.75 * beta2, beta2=beta2)
         return PIController(beta1=7.0 / (10.0 * order), beta2=2.0 / (5.0 * order))
 
-    def propose(
-        self, dt: Tensor, eest: Tensor, errold: Tensor, first: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Next step sizes after accepting and after rejecting, and the new ``errold``.
+    def start(self, batch: int, dtype: torch.dtype, device: torch.device) -> PIState:
+        """Fresh per-sample controller memory for a batch."""
+        return PIState(self, batch, dtype, device)
 
-        Args:
-            dt: the step just attempted, ``(batch,)`` signed.
-            eest: its scaled error estimate (detached), ``(batch,)``.
-            errold: the controller memory, ``(batch,)``.
-            first: whether no step has been accepted yet, ``(batch,)`` bool.
 
-        Returns:
-            ``(dt_if_accepted, dt_if_rejected, errold_if_accepted)``.
+class PIState:
+    """Per-sample memory of a :class:`PIController`: ``errold^(−β2)`` and ``1/qmax``.
+
+    :meth:`propose` costs about a dozen tensor operations for the whole batch and needs
+    no special cases: ``EEst = 0`` gives the largest growth through the clamp, and a
+    non-finite ``EEst`` shrinks the step by ``qmin`` (``fmin`` ignores NaN).
+    """
+
+    def __init__(
+        self, ctl: PIController, batch: int, dtype: torch.dtype, device: torch.device
+    ) -> None:
+        self.ctl = ctl
+        self.errold_pow = torch.full((batch,), ctl.qoldinit**-ctl.beta2, dtype=dtype, device=device)
+        # 1/qmax: the first accepted step may grow by qmax_first_step.
+        self.inv_qmax = torch.full((batch,), 1.0 / ctl.qmax_first_step, dtype=dtype, device=device)
+        self.inv_qmin = torch.full((batch,), 1.0 / ctl.qmin, dtype=dtype, device=device)
+        self.tiny = torch.finfo(dtype).tiny
+
+    def propose(self, dt: Tensor, eest: Tensor, accept: Tensor) -> Tensor:
+        """The next step of every sample: grown/shrunk after acceptance, shrunk after rejection.
+
+        ``q = clamp(EEst^β1 · errold^(−β2) / γ, 1/qmax, 1/qmin)``; accepted:
+        ``dt / q`` (``q = 1`` inside ``[qsteady_min, qsteady_max]``); rejected:
+        ``dt / min(1/qmin, EEst^β1 / γ)``.
         """
-        finite = torch.isfinite(eest)
-        e = torch.where(finite, eest, torch.ones_like(eest))
-        qmax = torch.where(first, self.qmax_first_step, self.qmax).to(e.dtype)
-        q11 = e.clamp_min(1e-300 if e.dtype == torch.float64 else 1e-37).pow(self.beta1)
-        q = q11 / errold.pow(self.beta2)
-        q = torch.minimum(torch.maximum(q / self.gamma, 1.0 / qmax), torch.full_like(q, 1 / self.qmin))
-        q = torch.where(e == 0, 1.0 / qmax, q)
-        steady = (q >= self.qsteady_min) & (q <= self.qsteady_max)
-        q_acc = torch.where(steady, torch.ones_like(q), q)
-        dt_acc = dt / q_acc
-        # Rejected: shrink by at most 1/qmin; a non-finite estimate shrinks by the most.
-        shrink = torch.clamp(q11 / self.gamma, max=1.0 / self.qmin)
-        dt_rej = torch.where(finite, dt / shrink, dt * self.qmin)
-        return dt_acc, dt_rej, torch.clamp(e, min=self.qoldinit)
+        c = self.ctl
+        q11 = eest.clamp_min(self.tiny).pow(c.beta1)
+        q = torch.clamp(
+            q11 * self.errold_pow * (1.0 / c.gamma), min=self.inv_qmax, max=self.inv_qmin
+        )
+        if c.qsteady_min < c.qsteady_max:
+            steady = (q >= c.qsteady_min) & (q <= c.qsteady_max)
+            q = torch.where(steady, torch.ones_like(q), q)
+        shrink = torch.fmin(q11 * (1.0 / c.gamma), self.inv_qmin)
+        dt_new = torch.where(accept, dt / q, dt / shrink)
+        self.errold_pow = torch.where(
+            accept, eest.clamp_min(c.qoldinit).pow(-c.beta2), self.errold_pow
+        )
+        self.inv_qmax = torch.where(accept, 1.0 / c.qmax, self.inv_qmax)
+        return dt_new
 
 
 def error_norm(err: Tensor, y0: Tensor, y1: Tensor, rtol: Tensor, atol: Tensor) -> Tensor:
@@ -94,7 +112,8 @@ def initial_step(
     rtol: Tensor,
     atol: Tensor,
     dtmax: Tensor,
-    rhs,  # type: ignore[no-untyped-def]
+    rhs: Callable[[Tensor, Tensor], Tensor],
+    joint: bool = False,
 ) -> Tensor:
     """Automatic initial step (Hairer, Nørsett, Wanner, *Solving ODEs I*, §II.4).
 
@@ -102,18 +121,24 @@ def initial_step(
     ``sk = atol + |y0|·rtol``, ``d0 = ‖y0/sk‖``, ``d1 = ‖f0/sk‖``, a trial Euler step of
     ``h0 = 0.01·d0/d1`` gives ``d2 = ‖(f1 − f0)/sk‖/h0``, and
     ``h = min(100 h0, (0.01/max(d1, d2))^(1/(order+1)), dtmax)``. Costs one evaluation
-    of ``f`` besides ``f0``. Returns signed steps ``(batch,)``.
+    of ``f`` besides ``f0``. Returns signed steps ``(batch,)``. With ``joint`` the norms
+    are taken over the whole batch, as if it were one system (one shared step).
     """
+
+    def norm(x: Tensor) -> Tensor:
+        r = x.square().mean(-1)
+        return (r.mean().expand_as(r) if joint else r).sqrt()
+
     with torch.no_grad():
         sk = atol + y0.abs() * rtol
-        d0 = (y0 / sk).square().mean(-1).sqrt()
-        d1 = (rhs_f0 / sk).square().mean(-1).sqrt()
+        d0 = norm(y0 / sk)
+        d1 = norm(rhs_f0 / sk)
         small = (d0 < 1e-5) | (d1 < 1e-5)
         h0 = torch.where(small, torch.full_like(d0, 1e-6), 0.01 * d0 / d1.clamp_min(1e-300))
         h0 = torch.minimum(h0, dtmax)
         y1 = y0 + (direction * h0)[:, None] * rhs_f0
         f1 = rhs(t0 + direction * h0, y1)
-        d2 = ((f1 - rhs_f0) / sk).square().mean(-1).sqrt() / h0
+        d2 = norm((f1 - rhs_f0) / sk) / h0
         dmax = torch.maximum(d1, d2)
         h1 = torch.where(
             dmax <= 1e-15,

@@ -43,6 +43,7 @@ class SolveOptions:
     heuristics: bool
     sensealg: AbstractSensitivityAlgorithm | None
     progress: bool
+    joint: bool = False
 
 
 def gradient_parameters(prob: ODEProblem) -> list[Tensor]:
@@ -111,6 +112,7 @@ def solve_ode(prob: ODEProblem, solver: AbstractExplicitRK, opts: SolveOptions) 
         dense=opts.dense,
         heuristics=opts.heuristics,
         progress=bar,
+        joint=opts.joint,
     )
     params = gradient_parameters(prob)
     wants_grad = torch.is_grad_enabled() and (prob.y0.requires_grad or bool(params))

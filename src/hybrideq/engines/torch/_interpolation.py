@@ -41,16 +41,17 @@ class InterpolationScheme:
             self.needs_extras = any(i >= tableau.stages for i in keep)
         self.coeffs = rows
         self.degree = max(len(r) for r in rows)
-        self._cache: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+        self._cache: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor]] = {}
 
-    def coefficient_matrix(self, dtype: torch.dtype, device: torch.device) -> Tensor:
-        """``C`` as a ``(J, degree)`` tensor (cached per dtype and device)."""
+    def coefficient_matrix(self, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+        """``Cᵀ`` as a ``(degree, J)`` tensor and the exponents ``1..degree`` (cached)."""
         key = (dtype, device)
         if key not in self._cache:
             c = torch.zeros(len(self.coeffs), self.degree, dtype=dtype)
             for j, row in enumerate(self.coeffs):
                 c[j, : len(row)] = torch.tensor(row, dtype=dtype)
-            self._cache[key] = c.to(device)
+            exps = torch.arange(1, self.degree + 1, dtype=dtype)
+            self._cache[key] = (c.T.contiguous().to(device), exps.to(device))
         return self._cache[key]
 
     def vectors(
@@ -65,10 +66,9 @@ class InterpolationScheme:
 
     def evaluate(self, theta: Tensor, y0: Tensor, v: Tensor) -> Tensor:
         """``y0 + Σ_j P_j(θ) V_j``; ``theta`` has the leading shape of ``y0`` minus ``n``."""
-        c = self.coefficient_matrix(v.dtype, v.device)
-        powers = torch.stack([theta ** (m + 1) for m in range(self.degree)], -1)
-        w = powers @ c.T  # (..., J)
-        return y0 + (w.unsqueeze(-2) @ v).squeeze(-2)
+        ct, exps = self.coefficient_matrix(v.dtype, v.device)
+        w = theta.unsqueeze(-1).pow(exps) @ ct  # (..., J): P_j(θ)
+        return torch.matmul(w.unsqueeze(-2), v).squeeze(-2) + y0
 
 
 class DenseOutput:
@@ -110,7 +110,7 @@ class DenseOutput:
         n = y0.shape[-1]
         self.y0 = y0.gather(0, order[:, :, None].expand(-1, -1, n)).transpose(0, 1)
         jn = v.shape[2:]
-        idx = order.reshape(order.shape + (1, 1)).expand(order.shape + jn)
+        idx = order.reshape((*order.shape, 1, 1)).expand(order.shape + jn)
         self.v = v.gather(0, idx).transpose(0, 1)  # (B, smax, J, n)
         # End time of each step in "forward" coordinates (direction · t), +inf past the end.
         t_end = (self.t_start + self.h) * self.direction[:, None]
@@ -149,7 +149,7 @@ class DenseOutput:
         n = self.y0.shape[-1]
         y0 = self.y0.gather(1, k[:, :, None].expand(-1, -1, n))
         jn = self.v.shape[2:]
-        v = self.v.gather(1, k.reshape(k.shape + (1, 1)).expand(k.shape + jn))
+        v = self.v.gather(1, k.reshape((*k.shape, 1, 1)).expand(k.shape + jn))
         y = self.scheme.evaluate(theta, y0, v)  # (B, Q, n)
         y = y.reshape(batch, -1, *self.state_shape)
         if not self.batched:

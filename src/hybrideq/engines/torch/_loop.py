@@ -15,12 +15,12 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from hybrideq.engines.torch._controller import PIController, error_norm, initial_step
+from hybrideq.engines.torch._controller import PIController, initial_step
 from hybrideq.engines.torch._interpolation import DenseOutput, InterpolationScheme
 from hybrideq.solution import ReturnCode
 from hybrideq.tableaus import ExplicitRKTableau
 
-__all__ = ["LoopOptions", "LoopResult", "Quadrature", "RHS", "run_loop"]
+__all__ = ["RHS", "LoopOptions", "LoopResult", "Quadrature", "run_loop"]
 
 _SUCCESS = int(ReturnCode.Success)
 _MAXITERS = int(ReturnCode.MaxIters)
@@ -66,6 +66,7 @@ class LoopOptions:
     saveat: Tensor | None  # (batch, T) or None: save every accepted step
     dense: bool
     heuristics: bool
+    joint: bool = False  # one shared step for the whole batch (error norm over the batch)
     error_weights: Tensor | None = None  # (n,) 0/1 mask of components in the error norm
     quadrature: Quadrature | None = None
     quadrature_in_norm: bool = False
@@ -114,7 +115,13 @@ def run_loop(
     controller: PIController,
     ncalls_counter: Callable[[], int],
 ) -> LoopResult:
-    """Integrate ``y' = rhs(t, y)`` from ``t0`` to ``t1`` (per-sample tensors ``(batch,)``)."""
+    """Integrate ``y' = rhs(t, y)`` from ``t0`` to ``t1`` (per-sample tensors ``(batch,)``).
+
+    The loop is written for few tensor operations per iteration (each costs a few µs
+    of dispatch on the CPU, which for small neural fields is the solver's overhead):
+    counters are accumulated in place, the controller needs no special cases, and one
+    host synchronisation per iteration decides whether anything ended or must be saved.
+    """
     tab = tableau
     batch, n = y0.shape
     dtype, device = y0.dtype, y0.device
@@ -127,10 +134,16 @@ def run_loop(
     need_err = adaptive or opts.heuristics
     quad = opts.quadrature
     ew = opts.error_weights
+    ew_sum = float(ew.sum()) if ew is not None else float(n)
     rtol, atol = opts.rtol, opts.atol
-    c_nodes = tab.c
     b_w = tab.b
     bt = tab.btilde
+    c_vec = torch.tensor(tab.c, dtype=dtype, device=device)
+    inv_sqrt_n = 1.0 / ew_sum**0.5
+    eps = torch.finfo(dtype).eps
+    # Steps that end within a few ulps of t1 are stretched to land on it exactly.
+    end_tol = 100 * eps * torch.maximum(t0.abs(), t1.abs()).clamp_min(1.0)
+    dtmax_neg = -opts.dtmax
 
     # Per-sample loop state.
     t = t0.clone()
@@ -140,13 +153,11 @@ def run_loop(
     nf = torch.zeros(batch, dtype=torch.int64, device=device)
     naccept = torch.zeros_like(nf)
     nreject = torch.zeros_like(nf)
-    niter = torch.zeros_like(nf)
-    last_nonfinite = torch.zeros(batch, dtype=torch.bool, device=device)
-    errold = torch.full((batch,), controller.qoldinit, dtype=dtype, device=device)
+    ctl = controller.start(batch, dtype, device)
     if quad is not None:
         quad.set_weights(None)
     k1 = rhs(t, y)
-    nf += (~done).long()
+    nf.add_(~done)
     quad_acc: Tensor | None = None
     if quad is not None:
         quad_acc = torch.zeros(quad.size, dtype=dtype, device=device)
@@ -155,12 +166,12 @@ def run_loop(
         dt = opts.dt * (~done)
     else:
         dt = initial_step(
-            k1, y0.detach(), t0, direction, tab.order, rtol, atol, opts.dtmax, rhs
+            k1, y0.detach(), t0, direction, tab.order, rtol, atol, opts.dtmax, rhs, opts.joint
         )
-        nf += (~done).long()
+        nf.add_(~done)
         dt = torch.where(done, torch.zeros_like(dt), dt)
 
-    # Saving.
+    # Saving. The save times get one extra column at ±inf so the pointer needs no clamp.
     saveat = opts.saveat
     save_vals: list[Tensor] = []
     save_idx: list[Tensor] = []
@@ -168,38 +179,39 @@ def run_loop(
     step_t: list[Tensor] = []
     step_y: list[Tensor] = []
     step_acc: list[Tensor] = []
-    ar = torch.arange(batch, device=device)
+    si = torch.zeros(batch, dtype=torch.int64, device=device)
+    sat_dir = t0[:, None]
     if saveat is not None:
         n_save = saveat.shape[1]
-        si = torch.zeros(batch, dtype=torch.int64, device=device)
-
-        def next_save_time(si: Tensor) -> Tensor:
-            return saveat.gather(1, si.clamp(max=n_save - 1)[:, None])[:, 0]
-
-        # Save points at t0 (θ = 0): the initial state itself.
-        ts = next_save_time(si)
-        need = (si < n_save) & (direction * (ts - t0) <= 0)
-        while bool(need.any()):
-            save_vals.append(y)
-            save_idx.append(si.clone())
-            save_mask.append(need)
-            si = si + need.long()
-            ts = next_save_time(si)
-            need = (si < n_save) & (direction * (ts - t0) <= 0)
+        sat_dir = torch.cat(
+            [saveat * direction[:, None], torch.full_like(t0[:, None], torch.inf)], 1
+        ).contiguous()
+        # Save points at t0 (θ = 0) are the initial state itself.
+        m = torch.searchsorted(sat_dir, (t0 * direction)[:, None], right=True)[:, 0]
+        m_max = int(m.max())
+        if m_max > 0:
+            j = torch.arange(m_max, device=device)
+            save_vals.append(y[:, None, :].expand(batch, m_max, n))
+            save_idx.append(si[:, None] + j)
+            save_mask.append(j < m[:, None])
+            si = m
 
     dense_rec: dict[str, list[Tensor]] = {"t": [], "h": [], "acc": [], "y0": [], "v": []}
     heur: dict[str, list[Tensor]] = {"t": [], "dt": [], "acc": [], "eest": [], "eig": []}
+    progress = opts.progress
+    it = 0
+    all_done = bool(done.all())
 
-    while True:
+    while not all_done:
+        it += 1
         active = ~done
-        if not bool(active.any()):
-            break
         with torch.no_grad():
             # Truncate the last step so that it lands exactly on t1.
             remaining = t1 - t
-            hit_end = active & (direction * (t + dt - t1) >= -1e-12 * t1.abs().clamp_min(1.0))
+            hit_end = ((dt - remaining) * direction >= -end_tol) & active
             dt = torch.where(hit_end, remaining, dt)
-            dt = torch.where(active, dt, torch.zeros_like(dt))
+            # Stage times t + c_i h, all at once.
+            tc = torch.addcmul(t[:, None], dt[:, None], c_vec)
         dtc = dt[:, None]
         evals = s - 1
         quad_parts: list[Tensor] = []
@@ -212,11 +224,10 @@ def run_loop(
         # Stages: k_i = f(t + c_i h, y + h Σ_j a_ij k_j).
         ks = [k1]
         stage_states: list[Tensor] = [y]
-        y1: Tensor | None = None
         for i in range(1, s):
             acc = _lincomb(tab.a[i], ks)
             yi = y if acc is None else torch.addcmul(y, dtc, acc)
-            ks.append(rhs(t + c_nodes[i] * dt, yi))
+            ks.append(rhs(tc[:, i], yi))
             stage_states.append(yi)
             if quad is not None:
                 quad_parts.append(quad.last())
@@ -227,44 +238,36 @@ def run_loop(
             assert acc is not None
             y1 = torch.addcmul(y, dtc, acc)
 
-        # Error estimate EEst and acceptance.
+        # Error estimate EEst = RMS(h Σ btilde_i k_i / (atol + max(|y0|, |y1|) rtol)).
+        # Without heuristics nothing differentiates EEst, so no graph is recorded for it.
         eest: Tensor | None = None
         if need_err and bt is not None:
-            err_c = _lincomb(bt, ks)
-            assert err_c is not None
-            err = dtc * err_c
-            if ew is None:
-                eest = error_norm(err, y, y1, rtol, atol)
-            else:
-                scale = atol + torch.maximum(y.abs(), y1.abs()) * rtol
-                eest = ((err / scale).square() * ew).sum(-1) / ew.sum()
-                eest = eest.sqrt()
+            with torch.set_grad_enabled(opts.heuristics and torch.is_grad_enabled()):
+                err_c = _lincomb(bt, ks)
+                assert err_c is not None
+                scale = torch.addcmul(atol, torch.maximum(y.abs(), y1.abs()), rtol)
+                r = err_c * dtc / scale
+                if ew is not None:
+                    r = r * ew
+                eest = torch.linalg.vector_norm(r, dim=-1) * inv_sqrt_n
         with torch.no_grad():
-            finite = torch.isfinite(y1).all(-1)
             if adaptive:
                 assert eest is not None
                 e_ctl = eest.detach()
                 if quad is not None and opts.quadrature_in_norm and quad_acc is not None:
-                    # Full norm: the batch's parameter-adjoint error is charged to every
-                    # sample (for one problem this is exactly the full augmented norm).
-                    assert bt is not None
-                    q_err = dt.new_zeros(())
-                    q_step_err = _lincomb(bt, quad_parts)
-                    q_incr = _lincomb(b_w, quad_parts)
-                    if q_step_err is not None and q_incr is not None:
-                        q_new = quad_acc + q_incr
-                        qscale = (
-                            opts.quad_atol
-                            + torch.maximum(quad_acc.abs(), q_new.abs()) * opts.quad_rtol
-                        )
-                        q_err = (q_step_err / qscale).square().sum()
-                    nz = float(ew.sum()) if ew is not None else float(n)
-                    e_ctl = ((e_ctl.square() * nz + q_err) / (nz + quad.size)).sqrt()
-                accept = active & finite & (e_ctl <= 1)
+                    e_ctl = _with_quadrature_error(
+                        e_ctl, quad_parts, quad_acc, tab, opts, ew_sum, quad.size
+                    )
+                if opts.joint:  # RMS over the whole batch, as if it were one system
+                    e_ctl = e_ctl.square().mean().sqrt().expand(batch)
+                accept = (e_ctl <= 1) & active  # NaN/Inf estimates are rejected
+                unstable = None
             else:
                 e_ctl = None
+                finite = torch.isfinite(y1).all(-1)
                 accept = active & finite
-            reject = active & ~accept
+                unstable = active & ~finite
+            t_new = torch.where(hit_end, t1, t + dt)
 
         # Quadrature (parameter adjoint): add this step's integral for accepted samples.
         if quad is not None and quad_acc is not None:
@@ -274,7 +277,7 @@ def run_loop(
                 else:
                     w_acc = torch.where(accept, dt, torch.zeros_like(dt))
                     parts = [
-                        quad.recompute(t + c_nodes[i] * dt, stage_states[i], w_acc)
+                        quad.recompute(tc[:, i], stage_states[i], w_acc)
                         if b_w[i] != 0.0
                         else quad_parts[i]
                         for i in range(s)
@@ -286,26 +289,11 @@ def run_loop(
 
         # Heuristics: the stiffness estimate from two stages with equal c.
         if opts.heuristics:
-            eig = None
-            if tab.stiffness_stages is not None:
-                i, j = tab.stiffness_stages
-                gi = stage_states[i]
-                gj = y1 if j == s - 1 and tab.fsal else stage_states[j]
-                num = (ks[j] - ks[i]).abs()
-                den = (gj - gi).abs()
-                ratio = torch.where(den > 0, num / torch.where(den > 0, den, 1), 0.0)
-                eig = ratio.amax(-1)
-            heur["t"].append(t.detach())
-            heur["dt"].append(dt.detach())
-            heur["acc"].append(accept)
-            heur["eest"].append(eest if eest is not None else torch.zeros_like(dt))
-            if eig is not None:
-                heur["eig"].append(eig)
+            _record_heuristics(heur, tab, ks, stage_states, y1, t, dt, accept, eest)
 
         # The derivative at the new point: FSAL stage, or one evaluation (reused as the
-        # next step's k1, so it is no extra cost).
+        # next step's k1, so it costs nothing extra).
         acc_c = accept[:, None]
-        t_new = torch.where(hit_end, t1, t + dt)
         if tab.fsal:
             f1 = ks[-1]
         else:
@@ -314,23 +302,43 @@ def run_loop(
             f1 = rhs(torch.where(accept, t_new, t), torch.where(acc_c, y1, y))
             evals += 1
 
+        # Next step sizes, and which samples end now.
+        with torch.no_grad():
+            reached = accept & hit_end
+            if adaptive:
+                assert e_ctl is not None
+                dt_new = ctl.propose(dt, e_ctl, accept)
+                dt_new = torch.clamp(dt_new, min=dtmax_neg, max=opts.dtmax)
+                too_small = (dt_new.abs() < opts.dtmin) & active & ~reached
+                ended = reached | too_small
+            else:
+                dt_new = opts.dt if opts.dt is not None else dt
+                too_small = None
+                assert unstable is not None
+                ended = reached | unstable
+            if it >= opts.maxiters:
+                ended = ended | active
+            m_max = 0
+            if saveat is not None:
+                # Save points in (t, t_new] of accepted samples: a contiguous block each.
+                nxt = torch.searchsorted(sat_dir, (t_new * direction)[:, None], right=True)
+                m = torch.where(accept, nxt[:, 0] - si, 0)
+                any_end, m_max = torch.stack((ended.any().long(), m.max())).tolist()
+            else:
+                any_end = bool(ended.any())
+        any_save = m_max > 0
+
         # Dense data of this step (extra interpolation stages only when needed).
-        any_save = False
-        if saveat is not None:
-            ts = next_save_time(si)
-            need = accept & (si < n_save) & (direction * (ts - t_new) <= 0)
-            any_save = bool(need.any())
-        v: Tensor | None = None
         if opts.dense or any_save:
             ks_all = ks
             if scheme.needs_extras:
                 if quad is not None:
                     quad.set_weights(None)
                 ks_all = list(ks)
-                for m, row in enumerate(tab.extra_a):
+                for e_i, row in enumerate(tab.extra_a):
                     acc = _lincomb(row, ks_all)
                     ye = y if acc is None else torch.addcmul(y, dtc, acc)
-                    ks_all.append(rhs(t + tab.extra_c[m] * dt, ye))
+                    ks_all.append(rhs(t + tab.extra_c[e_i] * dt, ye))
                 evals += len(tab.extra_a)
             v = scheme.vectors(dt, y, y1, ks_all, f1)
             if opts.dense:
@@ -339,63 +347,55 @@ def run_loop(
                 dense_rec["acc"].append(accept)
                 dense_rec["y0"].append(y)
                 dense_rec["v"].append(v)
-        if any_save:
-            assert v is not None and saveat is not None
-            while True:
-                theta = torch.where(dt == 0, torch.zeros_like(dt), (ts - t) / torch.where(dt == 0, 1, dt))
-                save_vals.append(scheme.evaluate(theta, y, v))
-                save_idx.append(si.clone())
-                save_mask.append(need)
-                si = si + need.long()
-                ts = next_save_time(si)
-                need = accept & (si < n_save) & (direction * (ts - t_new) <= 0)
-                if not bool(need.any()):
-                    break
+            if any_save:
+                assert saveat is not None
+                with torch.no_grad():
+                    dt_safe = torch.where(dt == 0, torch.ones_like(dt), dt)[:, None]
+                    j = torch.arange(m_max, device=device)
+                    idx = si[:, None] + j
+                    mask = j < m[:, None]
+                    ts = sat_dir.gather(1, idx.clamp(max=n_save)) * direction[:, None]
+                    theta = (torch.where(mask, ts, t[:, None]) - t[:, None]) / dt_safe
+                save_vals.append(scheme.evaluate(theta, y[:, None, :], v[:, None]))
+                save_idx.append(idx)
+                save_mask.append(mask)
+                si = si + m
         if saveat is None:
-            step_t.append(t_new.detach())
+            step_t.append(t_new)
             step_y.append(y1)
             step_acc.append(accept)
 
         # Advance accepted samples.
-        nf += active.long() * evals
+        nf.add_(active, alpha=evals)
+        naccept.add_(accept)
+        nreject.add_(active & ~accept)
         y = torch.where(acc_c, y1, y)
         k1 = torch.where(acc_c, f1, k1)
         with torch.no_grad():
             t = torch.where(accept, t_new, t)
-            naccept += accept.long()
-            nreject += reject.long()
-            niter += active.long()
-            reached = accept & hit_end
-            if adaptive:
-                assert e_ctl is not None
-                dt_acc, dt_rej, errold_acc = controller.propose(dt, e_ctl, errold, naccept == 0)
-                errold = torch.where(accept, errold_acc, errold)
-                dt_new = torch.where(accept, dt_acc, dt_rej)
-                dt_new = direction * torch.minimum(dt_new.abs(), opts.dtmax)
-                last_nonfinite = torch.where(active, ~finite, last_nonfinite)
-                too_small = active & ~reached & (dt_new.abs() < opts.dtmin)
-            else:
-                dt_new = opts.dt if opts.dt is not None else dt
-                too_small = torch.zeros_like(done)
-                last_nonfinite = active & ~finite
-            unstable = (active & ~finite & ~torch.as_tensor(adaptive)) | (too_small & last_nonfinite)
-            maxed = active & ~reached & (niter >= opts.maxiters)
-            code = torch.where(reached, _SUCCESS, 0)
-            code = torch.where(maxed, _MAXITERS, code)
-            code = torch.where(too_small, _DTMIN, code)
-            code = torch.where(unstable, _UNSTABLE, code)
-            retcode = torch.where(active & (code > 0), code, retcode)
-            done = done | (code > 0)
-            dt = torch.where(done, torch.zeros_like(dt_new), dt_new)
-            if opts.progress is not None:
+            dt = dt_new
+            if any_end:
+                code = torch.where(reached, _SUCCESS, _MAXITERS)
+                if too_small is not None:
+                    # A step size driven below dtmin by non-finite states is instability.
+                    bad = too_small & ~torch.isfinite(e_ctl) if e_ctl is not None else too_small
+                    code = torch.where(too_small, _DTMIN, code)
+                    code = torch.where(bad, _UNSTABLE, code)
+                if unstable is not None:
+                    code = torch.where(unstable, _UNSTABLE, code)
+                retcode = torch.where(ended, code, retcode)
+                done = done | ended
+                all_done = bool(done.all())
+            dt = torch.where(done, torch.zeros_like(dt), dt)
+            if progress is not None:
                 frac = ((t - t0) / torch.where(zero_span, 1, t1 - t0)).clamp(0, 1)
-                opts.progress(float(frac.min()))
+                progress(float(frac.min()))
 
     # Assemble the saved values.
     nsaved: Tensor | None = None
     if saveat is not None:
         t_out = saveat
-        y_out = _scatter_saves(save_vals, save_idx, save_mask, batch, saveat.shape[1], n, y0)
+        y_out = _scatter_saves(save_vals, save_idx, save_mask, batch, n_save, n, y0)
     else:
         # Every accepted step, compacted per sample; rows padded with the last value.
         ts_all = torch.stack([t0, *step_t], 0)  # (S+1, B)
@@ -409,7 +409,6 @@ def run_loop(
         t_out = ts_all.gather(0, rows).T
         y_out = ys_all.gather(0, rows[:, :, None].expand(-1, -1, n)).transpose(0, 1)
         nsaved = counts
-        del ar
 
     dense_out: DenseOutput | None = None
     if opts.dense and dense_rec["t"]:
@@ -451,6 +450,61 @@ def run_loop(
     )
 
 
+def _with_quadrature_error(
+    e_ctl: Tensor,
+    quad_parts: list[Tensor],
+    quad_acc: Tensor,
+    tab: ExplicitRKTableau,
+    opts: LoopOptions,
+    n_state: float,
+    n_quad: int,
+) -> Tensor:
+    """Full norm: the batch's parameter-adjoint error is charged to every sample.
+
+    For one problem this is exactly the RMS over the whole augmented state
+    ``[z, a_p]``; for a batch it is a conservative bound (the quadrature is shared).
+    """
+    assert tab.btilde is not None
+    q_step_err = _lincomb(tab.btilde, quad_parts)
+    q_incr = _lincomb(tab.b, quad_parts)
+    if q_step_err is None or q_incr is None or n_quad == 0:
+        return e_ctl
+    q_new = quad_acc + q_incr
+    qscale = opts.quad_atol + torch.maximum(quad_acc.abs(), q_new.abs()) * opts.quad_rtol
+    q_err = (q_step_err / qscale).square().sum()
+    return ((e_ctl.square() * n_state + q_err) / (n_state + n_quad)).sqrt()
+
+
+def _record_heuristics(
+    heur: dict[str, list[Tensor]],
+    tab: ExplicitRKTableau,
+    ks: list[Tensor],
+    stage_states: list[Tensor],
+    y1: Tensor,
+    t: Tensor,
+    dt: Tensor,
+    accept: Tensor,
+    eest: Tensor | None,
+) -> None:
+    """Append this step's heuristics; the stiffness estimate is Shampine's (REFERENCES §1).
+
+    ``λ ≈ ‖(k_j − k_i) / (g_j − g_i)‖_∞`` over two stages with equal ``c`` (for Tsit5 and
+    DP5 stages 6 and 7, ``g_7 = y1``), as OrdinaryDiffEq.jl computes ``eigen_est``.
+    """
+    if tab.stiffness_stages is not None:
+        i, j = tab.stiffness_stages
+        gi = stage_states[i]
+        gj = y1 if j == tab.stages - 1 and tab.fsal else stage_states[j]
+        num = (ks[j] - ks[i]).abs()
+        den = (gj - gi).abs()
+        ratio = torch.where(den > 0, num / torch.where(den > 0, den, 1), 0.0)
+        heur["eig"].append(ratio.amax(-1))
+    heur["t"].append(t.detach())
+    heur["dt"].append(dt.detach())
+    heur["acc"].append(accept)
+    heur["eest"].append(eest if eest is not None else torch.zeros_like(dt))
+
+
 def _scatter_saves(
     vals: list[Tensor],
     idx: list[Tensor],
@@ -460,13 +514,16 @@ def _scatter_saves(
     n: int,
     like: Tensor,
 ) -> Tensor:
-    """Place the saved values at ``(sample, save index)``; never-reached saves are NaN."""
+    """Place the saved blocks at ``(sample, save index)``; never-reached saves are NaN.
+
+    Each list entry is a block ``(batch, m, ...)`` of one step; ``mask`` marks real saves.
+    """
     out = torch.full((batch * n_save + 1, n), torch.nan, dtype=like.dtype, device=like.device)
     if vals:
-        v = torch.stack(vals, 0)  # (M, B, n)
-        i = torch.stack(idx, 0)  # (M, B)
-        m = torch.stack(mask, 0)
-        b = torch.arange(batch, device=like.device)[None, :]
-        pos = torch.where(m, b * n_save + i, batch * n_save)  # unused rows go to a dump slot
+        v = torch.cat(vals, 1)  # (B, M, n)
+        i = torch.cat(idx, 1)  # (B, M)
+        m = torch.cat(mask, 1)
+        b = torch.arange(batch, device=like.device)[:, None]
+        pos = torch.where(m, b * n_save + i, batch * n_save)  # unused entries: a dump slot
         out = out.index_put((pos.reshape(-1),), v.reshape(-1, n))
     return out[:-1].reshape(batch, n_save, n)

@@ -108,7 +108,8 @@ class AdjointRHS:
         ]
         return torch.cat(parts) if parts else torch.zeros(0)
 
-    def __call__(self, t: Tensor, z: Tensor) -> Tensor:
+    def __call__(self, t: Tensor, y: Tensor) -> Tensor:
+        z = y
         y, a = self._split(t, z)
         w = self._w
         with torch.enable_grad():
