@@ -19,9 +19,15 @@ def _as_float_tensor(name: str, x: Any, *, like: Tensor | None = None) -> Tensor
         t = x
     elif isinstance(x, np.ndarray):
         t = torch.from_numpy(x) if x.dtype.kind == "f" else torch.as_tensor(x)
+        if like is not None:  # NumPy data has no device: it goes where the state is
+            t = t.to(like.device)
     else:
         try:
-            t = torch.as_tensor(x, dtype=like.dtype if like is not None else torch.float64)
+            t = torch.as_tensor(
+                x,
+                dtype=like.dtype if like is not None else torch.float64,
+                device=like.device if like is not None else None,
+            )
         except (TypeError, ValueError, RuntimeError) as e:
             raise TypeError(f"{name} must be a tensor, an array or a number, got {x!r}") from e
     if not t.is_floating_point():

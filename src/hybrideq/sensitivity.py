@@ -57,11 +57,12 @@ class BacksolveAdjoint(AbstractSensitivityAlgorithm):
 class InterpolatingAdjoint(AbstractSensitivityAlgorithm):
     """Continuous adjoint that reads the state from the forward solution (checkpointed).
 
-    The forward pass stores checkpoints (the states at the save times, or every
-    ``checkpoint_every`` accepted steps); in the backward pass each interval between
-    checkpoints is re-solved forward with dense output and the adjoint is integrated
-    against that interpolant, so the state is never integrated backwards: robust for
-    stiff or unstable problems, memory O(checkpoints + one interval).
+    The checkpoints are the states at the save times (``saveat``), which the forward pass
+    keeps anyway. In the backward pass each interval between checkpoints is re-solved
+    forwards with dense output and the adjoint is integrated against that interpolant,
+    so the state is never integrated backwards: robust for stiff or unstable problems.
+    Memory: the checkpoints plus the dense output of one interval (pass more save times
+    for finer checkpointing).
 
     Args:
         seminorm: as for :class:`BacksolveAdjoint`.

@@ -66,6 +66,7 @@ class PIState:
         # 1/qmax: the first accepted step may grow by qmax_first_step.
         self.inv_qmax = torch.full((batch,), 1.0 / ctl.qmax_first_step, dtype=dtype, device=device)
         self.inv_qmin = torch.full((batch,), 1.0 / ctl.qmin, dtype=dtype, device=device)
+        self.inv_qmax_steady = torch.full((batch,), 1.0 / ctl.qmax, dtype=dtype, device=device)
         self.tiny = torch.finfo(dtype).tiny
 
     def propose(self, dt: Tensor, eest: Tensor, accept: Tensor) -> Tensor:
@@ -88,7 +89,7 @@ class PIState:
         self.errold_pow = torch.where(
             accept, eest.clamp_min(c.qoldinit).pow(-c.beta2), self.errold_pow
         )
-        self.inv_qmax = torch.where(accept, 1.0 / c.qmax, self.inv_qmax)
+        self.inv_qmax = torch.where(accept, self.inv_qmax_steady, self.inv_qmax)
         return dt_new
 
 

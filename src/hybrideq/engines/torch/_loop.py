@@ -140,9 +140,28 @@ def run_loop(
     bt = tab.btilde
     c_vec = torch.tensor(tab.c, dtype=dtype, device=device)
     inv_sqrt_n = 1.0 / ew_sum**0.5
+    # Stage accumulator: column i − 1 of `acc` holds Σ_j a_ij k_j for stage i = 1..s−1,
+    # then (if not FSAL) Σ b_j k_j, then (if needed) Σ btilde_j k_j. Each new stage k_j is
+    # added to every column at once (acc += k_j ⊗ M[j]): one operation per stage instead
+    # of one per non-zero coefficient.
+    cols: list[list[float]] = [
+        [tab.a[i][j] if j < i else 0.0 for j in range(s)] for i in range(1, s)
+    ]
+    col_b = col_bt = -1
+    if not tab.fsal:
+        col_b = len(cols)
+        cols.append(list(b_w))
+    if need_err and bt is not None:
+        col_bt = len(cols)
+        cols.append(list(bt))
+    coef = torch.tensor(cols, dtype=dtype, device=device).T.contiguous()  # (s, ncols)
+    last_needed = bool((coef[s - 1] != 0).any())
+    # acc has shape (ncols, batch, n): column slices are contiguous, rows broadcast.
+    coef_rows = [coef[j][:, None, None] for j in range(s)]
     eps = torch.finfo(dtype).eps
     # Steps that end within a few ulps of t1 are stretched to land on it exactly.
     end_tol = 100 * eps * torch.maximum(t0.abs(), t1.abs()).clamp_min(1.0)
+    neg_end_tol = -end_tol
     dtmax_neg = -opts.dtmax
 
     # Per-sample loop state.
@@ -150,14 +169,16 @@ def run_loop(
     y = y0
     retcode = torch.where(zero_span, _SUCCESS, 0).to(torch.int64)
     done = zero_span.clone()
-    nf = torch.zeros(batch, dtype=torch.int64, device=device)
-    naccept = torch.zeros_like(nf)
-    nreject = torch.zeros_like(nf)
+    # Counters: per-iteration masks are kept and summed once at the end.
+    hist_active: list[Tensor] = []
+    hist_accept: list[Tensor] = []
+    hist_evals: list[int] = []
+    zero_i64 = torch.zeros((), dtype=torch.int64, device=device)
     ctl = controller.start(batch, dtype, device)
     if quad is not None:
         quad.set_weights(None)
     k1 = rhs(t, y)
-    nf.add_(~done)
+    nf0 = 1
     quad_acc: Tensor | None = None
     if quad is not None:
         quad_acc = torch.zeros(quad.size, dtype=dtype, device=device)
@@ -168,8 +189,8 @@ def run_loop(
         dt = initial_step(
             k1, y0.detach(), t0, direction, tab.order, rtol, atol, opts.dtmax, rhs, opts.joint
         )
-        nf.add_(~done)
-        dt = torch.where(done, torch.zeros_like(dt), dt)
+        nf0 += 1
+        dt = dt.masked_fill(done, 0.0)
 
     # Saving. The save times get one extra column at ±inf so the pointer needs no clamp.
     saveat = opts.saveat
@@ -208,7 +229,8 @@ def run_loop(
         with torch.no_grad():
             # Truncate the last step so that it lands exactly on t1.
             remaining = t1 - t
-            hit_end = ((dt - remaining) * direction >= -end_tol) & active
+            # (Finished samples have dt = 0 and never count as accepted, so no mask here.)
+            hit_end = (dt - remaining) * direction >= neg_end_tol
             dt = torch.where(hit_end, remaining, dt)
             # Stage times t + c_i h, all at once.
             tc = torch.addcmul(t[:, None], dt[:, None], c_vec)
@@ -224,27 +246,24 @@ def run_loop(
         # Stages: k_i = f(t + c_i h, y + h Σ_j a_ij k_j).
         ks = [k1]
         stage_states: list[Tensor] = [y]
+        acc = k1 * coef_rows[0]
         for i in range(1, s):
-            acc = _lincomb(tab.a[i], ks)
-            yi = y if acc is None else torch.addcmul(y, dtc, acc)
-            ks.append(rhs(tc[:, i], yi))
+            yi = torch.addcmul(y, dtc, acc[i - 1])
+            ki = rhs(tc[:, i], yi)
+            ks.append(ki)
             stage_states.append(yi)
+            if i < s - 1 or last_needed:
+                acc = torch.addcmul(acc, ki, coef_rows[i])
             if quad is not None:
                 quad_parts.append(quad.last())
-        if tab.fsal:
-            y1 = stage_states[-1]
-        else:
-            acc = _lincomb(b_w, ks)
-            assert acc is not None
-            y1 = torch.addcmul(y, dtc, acc)
+        y1 = stage_states[-1] if tab.fsal else torch.addcmul(y, dtc, acc[col_b])
 
         # Error estimate EEst = RMS(h Σ btilde_i k_i / (atol + max(|y0|, |y1|) rtol)).
         # Without heuristics nothing differentiates EEst, so no graph is recorded for it.
         eest: Tensor | None = None
         if need_err and bt is not None:
             with torch.set_grad_enabled(opts.heuristics and torch.is_grad_enabled()):
-                err_c = _lincomb(bt, ks)
-                assert err_c is not None
+                err_c = acc[col_bt]
                 scale = torch.addcmul(atol, torch.maximum(y.abs(), y1.abs()), rtol)
                 r = err_c * dtc / scale
                 if ew is not None:
@@ -309,7 +328,7 @@ def run_loop(
                 assert e_ctl is not None
                 dt_new = ctl.propose(dt, e_ctl, accept)
                 dt_new = torch.clamp(dt_new, min=dtmax_neg, max=opts.dtmax)
-                too_small = (dt_new.abs() < opts.dtmin) & active & ~reached
+                too_small = (dt_new.abs() < opts.dtmin) & (active ^ reached)
                 ended = reached | too_small
             else:
                 dt_new = opts.dt if opts.dt is not None else dt
@@ -322,7 +341,7 @@ def run_loop(
             if saveat is not None:
                 # Save points in (t, t_new] of accepted samples: a contiguous block each.
                 nxt = torch.searchsorted(sat_dir, (t_new * direction)[:, None], right=True)
-                m = torch.where(accept, nxt[:, 0] - si, 0)
+                m = torch.where(accept, nxt[:, 0] - si, zero_i64)
                 any_end, m_max = torch.stack((ended.any().long(), m.max())).tolist()
             else:
                 any_end = bool(ended.any())
@@ -366,9 +385,9 @@ def run_loop(
             step_acc.append(accept)
 
         # Advance accepted samples.
-        nf.add_(active, alpha=evals)
-        naccept.add_(accept)
-        nreject.add_(active & ~accept)
+        hist_active.append(active)
+        hist_accept.append(accept)
+        hist_evals.append(evals)
         y = torch.where(acc_c, y1, y)
         k1 = torch.where(acc_c, f1, k1)
         with torch.no_grad():
@@ -386,10 +405,23 @@ def run_loop(
                 retcode = torch.where(ended, code, retcode)
                 done = done | ended
                 all_done = bool(done.all())
-            dt = torch.where(done, torch.zeros_like(dt), dt)
+            if any_end:
+                dt = dt.masked_fill(done, 0.0)
             if progress is not None:
                 frac = ((t - t0) / torch.where(zero_span, 1, t1 - t0)).clamp(0, 1)
                 progress(float(frac.min()))
+
+    # Counters of every sample: evaluations while it ran, accepted and rejected steps.
+    nf = torch.full((batch,), nf0, dtype=torch.int64, device=device).masked_fill(zero_span, 0)
+    naccept = torch.zeros(batch, dtype=torch.int64, device=device)
+    nreject = torch.zeros_like(naccept)
+    if hist_active:
+        act = torch.stack(hist_active).long()  # (iters, B)
+        accd = torch.stack(hist_accept).long()
+        ev = torch.tensor(hist_evals, dtype=torch.int64, device=device)
+        nf = nf + (act * ev[:, None]).sum(0)
+        naccept = accd.sum(0)
+        nreject = (act - accd).sum(0)
 
     # Assemble the saved values.
     nsaved: Tensor | None = None

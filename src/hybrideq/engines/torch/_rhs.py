@@ -34,16 +34,21 @@ class UserRHS:
         self.dtype, self.device = dtype, device
         self.ncalls = 0
         self._checked = False
+        # A batch of vectors is already in the internal layout: no reshapes needed.
+        self._flat = batched and len(state_shape) == 1
 
     def __call__(self, t: Tensor, y: Tensor) -> Tensor:
         self.ncalls += 1
+        if self._flat and self._checked:
+            out = self.f(t, y, self.p)
+            return out if isinstance(out, Tensor) else self._convert(out).reshape(y.shape)
         batch = y.shape[0]
         if self.batched:
             out = self.f(t, y.reshape(batch, *self.state_shape), self.p)
         else:
             out = self.f(t[0], y.reshape(self.state_shape), self.p)
         if not isinstance(out, Tensor):
-            out = torch.as_tensor(np.asarray(out), dtype=self.dtype, device=self.device)
+            out = self._convert(out)
         if not self._checked:
             expected = (batch, *self.state_shape) if self.batched else self.state_shape
             if tuple(out.shape) != tuple(expected):
@@ -58,6 +63,9 @@ class UserRHS:
                 )
             self._checked = True
         return out.reshape(batch, -1)
+
+    def _convert(self, out: Any) -> Tensor:
+        return torch.as_tensor(np.asarray(out), dtype=self.dtype, device=self.device)
 
 
 class AdjointRHS:
