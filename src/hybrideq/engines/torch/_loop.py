@@ -355,8 +355,8 @@ def run_loop(
                     quad.set_weights(None)
                 ks_all = list(ks)
                 for e_i, row in enumerate(tab.extra_a):
-                    acc = _lincomb(row, ks_all)
-                    ye = y if acc is None else torch.addcmul(y, dtc, acc)
+                    comb = _lincomb(row, ks_all)
+                    ye = y if comb is None else torch.addcmul(y, dtc, comb)
                     ks_all.append(rhs(t + tab.extra_c[e_i] * dt, ye))
                 evals += len(tab.extra_a)
             v = scheme.vectors(dt, y, y1, ks_all, f1)
