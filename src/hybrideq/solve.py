@@ -217,9 +217,10 @@ def solve(
             raise ValueError(f"dt must be a scalar or a ({batch},) tensor")
         if not bool(torch.isfinite(d).all()) or bool((d == 0).any()):
             raise ValueError(f"dt must be finite and non-zero, got {dt!r}")
-        if bool((torch.sign(d) * direction < 0).any()):
+        if bool(((d < 0) & (direction > 0)).any()):
             raise ValueError(
-                "dt has the wrong sign for tspan: pass a positive dt; its direction follows tspan"
+                "dt is negative but tspan runs forwards: pass a positive dt; its direction "
+                "follows tspan"
             )
         dt_t = (d.abs() * direction).expand(batch).contiguous()
     if not adaptive and dt_t is None:
