@@ -55,21 +55,28 @@ class BacksolveAdjoint(AbstractSensitivityAlgorithm):
 @final
 @dataclass(frozen=True)
 class InterpolatingAdjoint(AbstractSensitivityAlgorithm):
-    """Continuous adjoint that reads the state from the forward solution (checkpointed).
+    """Continuous adjoint that reads the state from an interpolant of the forward solution.
 
-    The checkpoints are the states at the save times (``saveat``), which the forward pass
-    keeps anyway. In the backward pass each interval between checkpoints is re-solved
-    forwards with dense output and the adjoint is integrated against that interpolant,
-    so the state is never integrated backwards: robust for stiff or unstable problems.
-    Memory: the checkpoints plus the dense output of one interval (pass more save times
-    for finer checkpointing).
+    The state is never integrated backwards, so this is robust for stiff or unstable
+    problems where :class:`BacksolveAdjoint` drifts.
+
+    - ``checkpointing=False`` (the default, as in SciMLSensitivity): the forward solve
+      keeps its dense output (no autograd graph) and the backward solve reads ``y(t)``
+      from it. Memory: the dense output of the whole forward solve.
+    - ``checkpointing=True``: only the states at the save times are kept; in the
+      backward pass each interval between save times is re-solved forwards with dense
+      output, then the adjoint is integrated over it. Memory: the save points plus one
+      interval; cost: one more forward solve. Pass more save times for finer
+      checkpoints.
 
     Args:
+        checkpointing: re-solve between save points instead of keeping the dense output.
         seminorm: as for :class:`BacksolveAdjoint`.
         rtol: relative tolerance of the backward solve (default: the forward one).
         atol: absolute tolerance of the backward solve (default: the forward one).
     """
 
+    checkpointing: bool = False
     seminorm: bool = False
     rtol: float | None = None
     atol: float | None = None

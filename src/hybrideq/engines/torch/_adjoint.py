@@ -68,38 +68,164 @@ class _AdjointRunner:
         self.backward_nf = 0
 
     def forward(self, y0: Tensor) -> LoopResult:
+        opts = self.opts
+        sa = self.sensealg
+        if isinstance(sa, InterpolatingAdjoint) and not sa.checkpointing:
+            opts = dataclasses.replace(opts, dense=True)  # the backward pass reads y(t) here
         return run_loop(
             self.user,
             self.tableau,
             y0,
             self.t0,
             self.t1,
-            self.opts,
+            opts,
             self.controller,
             lambda: self.user.ncalls,
         )
 
-    def backward(self, ys: Tensor, grad_y: Tensor) -> tuple[Tensor, list[Tensor | None]]:
-        res = self.result
-        assert res is not None
-        opts = self.opts
-        sa = self.sensealg
-        batch, n_save, n = ys.shape
-        ts = res.t if res.t.ndim == 2 else res.t.expand(batch, -1)
-        rtol = torch.as_tensor(sa.rtol, dtype=ys.dtype) if sa.rtol is not None else opts.rtol
-        atol = torch.as_tensor(sa.atol, dtype=ys.dtype) if sa.atol is not None else opts.atol
-        interp = isinstance(sa, InterpolatingAdjoint)
-        if not interp:  # per-component tolerances apply to y and to a alike
+    def _tolerances(self, like: Tensor, widen: bool) -> tuple[Tensor, Tensor]:
+        sa, opts = self.sensealg, self.opts
+        rtol = (
+            torch.as_tensor(sa.rtol, dtype=like.dtype, device=like.device) if sa.rtol else opts.rtol
+        )
+        atol = (
+            torch.as_tensor(sa.atol, dtype=like.dtype, device=like.device) if sa.atol else opts.atol
+        )
+        if widen:  # per-component tolerances apply to y and to a alike
             rtol = rtol if rtol.numel() == 1 else torch.cat([rtol, rtol], -1)
             atol = atol if atol.numel() == 1 else torch.cat([atol, atol], -1)
+        return rtol, atol
+
+    def _backward_options(self, rhs: AdjointRHS, rtol: Tensor, atol: Tensor) -> LoopOptions:
+        return dataclasses.replace(
+            self.opts,
+            dt=None,
+            saveat=None,
+            save_steps=False,
+            dense=False,
+            heuristics=False,
+            progress=None,
+            joint=False,
+            rtol=rtol,
+            atol=atol,
+            quadrature=rhs if self.params else None,
+            quadrature_in_norm=not self.sensealg.seminorm,
+            quad_rtol=float(rtol.max()),
+            quad_atol=float(atol.min()),
+        )
+
+    def backward(self, ys: Tensor, grad_y: Tensor) -> tuple[Tensor, list[Tensor | None]]:
+        sa = self.sensealg
+        if isinstance(sa, InterpolatingAdjoint) and sa.checkpointing:
+            return self._backward_checkpointed(ys, grad_y)
+        return self._backward_one_solve(ys, grad_y)
+
+    def _backward_one_solve(self, ys: Tensor, grad_y: Tensor) -> tuple[Tensor, list[Tensor | None]]:
+        """One backward solve from the last save time to ``t0``, jumping at save times.
+
+        At every save time ``t_k`` the adjoint jumps by ``∂L/∂y(t_k)`` (and, for
+        backsolve, the state restarts from the forward pass's ``y(t_k)``); the loop ends
+        its steps exactly on those times.
+        """
+        res = self.result
+        assert res is not None
+        batch, n_save, n = ys.shape
+        interp = isinstance(self.sensealg, InterpolatingAdjoint)
+        ts = res.t if res.t.ndim == 2 else res.t.expand(batch, -1)
         # Samples that failed have NaN at unreached saves: those carry no gradient.
         grad_y = torch.nan_to_num(grad_y.detach())
         ys = torch.nan_to_num(ys)
-        a = torch.zeros(batch, n, dtype=ys.dtype, device=ys.device)
-        g_p = torch.zeros(sum(p.numel() for p in self.params), dtype=ys.dtype, device=ys.device)
-        base = dataclasses.replace(
-            opts, dt=None, saveat=None, dense=False, heuristics=False, progress=None
+        direction = torch.sign(self.t1 - self.t0)
+        # Start at the last save time, or where a failed sample stopped; samples with no
+        # gradient at all get an empty span (they are done at once).
+        last_ok = (ts[:, -1] - res.t_final) * direction <= 0
+        t_hi = torch.where(last_ok, ts[:, -1], res.t_final)
+        no_grad = (grad_y == 0).flatten(1).all(1)
+        t_hi = torch.where(no_grad, self.t0, t_hi)
+        y_hi = torch.where(last_ok[:, None], ys[:, -1], res.y_final)
+        # Save times at or beyond the start (padded rows of per-step saves, saves a failed
+        # sample never reached) jump at once; the stop pointer starts after them.
+        at_start = (ts - t_hi[:, None]) * direction[:, None] >= 0
+        a0 = (grad_y * at_start[..., None]).sum(1)
+        rev_t, rev_g, rev_y = ts.flip(1), grad_y.flip(1), ys.flip(1)
+        start = at_start.sum(1)
+
+        def take(x: Tensor, k: Tensor) -> Tensor:
+            idx = k.clamp(max=n_save - 1)[:, None, None].expand(-1, 1, x.shape[-1])
+            return x.gather(1, idx)[:, 0]
+
+        rtol, atol = self._tolerances(ys, widen=not interp)
+        if interp:
+            dense = res.dense
+            assert dense is not None
+            lo, hi = torch.minimum(self.t0, t_hi), torch.maximum(self.t0, t_hi)
+
+            def state_from(t: Tensor) -> Tensor:
+                # Trial points of the initial-step heuristic may leave the span: clamp.
+                return dense.at(torch.minimum(torch.maximum(t, lo), hi)[:, None])[:, 0]
+
+            rhs = AdjointRHS(self.user, self.params, n, state_from=state_from)
+            z0 = a0
+
+            def jump(k: Tensor, mask: Tensor, z: Tensor) -> Tensor:
+                return z + take(rev_g, k)
+        else:
+            rhs = AdjointRHS(self.user, self.params, n)
+            z0 = torch.cat([y_hi, a0], 1)
+
+            def jump(k: Tensor, mask: Tensor, z: Tensor) -> Tensor:
+                return torch.cat([take(rev_y, k), z[:, n:] + take(rev_g, k)], 1)
+
+        bopts = dataclasses.replace(
+            self._backward_options(rhs, rtol, atol),
+            tstops=rev_t,
+            tstop_start=start,
+            on_tstop=jump,
         )
+        back = run_loop(rhs, self.tableau, z0, t_hi, self.t0, bopts, self.controller, lambda: 0)
+        self.backward_nf = int(back.nf.max())
+        a = back.y_final[:, -n:]
+        # A save at t0 itself: its jump comes after the last step.
+        at_t0 = (ts[:, 0] == self.t0) & ~at_start[:, 0]
+        a = a + grad_y[:, 0] * at_t0[:, None]
+        g_p = back.quadrature
+        return a, self._split_params(g_p, ys)
+
+    def _split_params(self, g_p: Tensor | None, like: Tensor) -> list[Tensor | None]:
+        grads: list[Tensor | None] = []
+        offset = 0
+        for p in self.params:
+            if g_p is None:
+                grads.append(torch.zeros_like(p))
+            else:
+                grads.append(g_p[offset : offset + p.numel()].view_as(p).to(p.dtype))
+            offset += p.numel()
+        return grads
+
+    def _backward_checkpointed(
+        self, ys: Tensor, grad_y: Tensor
+    ) -> tuple[Tensor, list[Tensor | None]]:
+        """Interval by interval: re-solve forwards from the checkpoint, then the adjoint."""
+        res = self.result
+        assert res is not None
+        batch, n_save, n = ys.shape
+        ts = res.t if res.t.ndim == 2 else res.t.expand(batch, -1)
+        rtol, atol = self._tolerances(ys, widen=False)
+        grad_y = torch.nan_to_num(grad_y.detach())
+        ys = torch.nan_to_num(ys)
+        a = torch.zeros(batch, n, dtype=ys.dtype, device=ys.device)
+        g_p: Tensor | None = None
+        fwd_opts = dataclasses.replace(
+            self.opts,
+            dt=None,
+            saveat=None,
+            save_steps=False,
+            dense=True,
+            heuristics=False,
+            progress=None,
+            joint=False,
+        )
+        self.backward_nf = 0
         for k in range(n_save - 1, -1, -1):
             a = a + grad_y[:, k]
             t_hi = ts[:, k]
@@ -107,58 +233,39 @@ class _AdjointRunner:
             if bool((t_hi == t_lo).all()):
                 continue
             y_lo = ys[:, k - 1] if k > 0 else self.y0
-            if interp:
-                fwd = run_loop(
-                    self.user,
-                    self.tableau,
-                    y_lo,
-                    t_lo,
-                    t_hi,
-                    dataclasses.replace(base, dense=True),
-                    self.controller,
-                    lambda: self.user.ncalls,
-                )
-                dense = fwd.dense
-
-                lo, hi = torch.minimum(t_lo, t_hi), torch.maximum(t_lo, t_hi)
-
-                def state_from(
-                    t: Tensor,
-                    dense: Any = dense,
-                    y_hi: Tensor = ys[:, k],
-                    lo: Tensor = lo,
-                    hi: Tensor = hi,
-                ) -> Tensor:
-                    if dense is None:  # every sample had a zero-length interval
-                        return y_hi
-                    # Trial points of the initial-step heuristic may leave the interval.
-                    return dense(torch.minimum(torch.maximum(t, lo), hi)[:, None])[:, 0]
-
-                rhs = AdjointRHS(self.user, self.params, n, state_from=state_from)
-                z0 = a
-            else:
-                rhs = AdjointRHS(self.user, self.params, n)
-                z0 = torch.cat([ys[:, k], a], 1)
-            bopts = dataclasses.replace(
-                base,
-                rtol=rtol,
-                atol=atol,
-                quadrature=rhs if self.params else None,
-                quadrature_in_norm=not sa.seminorm,
-                quad_rtol=float(rtol.max()) if rtol.numel() > 1 else float(rtol),
-                quad_atol=float(atol.min()) if atol.numel() > 1 else float(atol),
+            fwd = run_loop(
+                self.user,
+                self.tableau,
+                y_lo,
+                t_lo,
+                t_hi,
+                fwd_opts,
+                self.controller,
+                lambda: self.user.ncalls,
             )
-            back = run_loop(rhs, self.tableau, z0, t_hi, t_lo, bopts, self.controller, lambda: 0)
+            dense = fwd.dense
+            lo, hi = torch.minimum(t_lo, t_hi), torch.maximum(t_lo, t_hi)
+
+            def state_from(
+                t: Tensor,
+                dense: Any = dense,
+                y_hi: Tensor = ys[:, k],
+                lo: Tensor = lo,
+                hi: Tensor = hi,
+            ) -> Tensor:
+                if dense is None:  # every sample had a zero-length interval
+                    return y_hi
+                # Trial points of the initial-step heuristic may leave the interval.
+                return dense.at(torch.minimum(torch.maximum(t, lo), hi)[:, None])[:, 0]
+
+            rhs = AdjointRHS(self.user, self.params, n, state_from=state_from)
+            bopts = self._backward_options(rhs, rtol, atol)
+            back = run_loop(rhs, self.tableau, a, t_hi, t_lo, bopts, self.controller, lambda: 0)
             self.backward_nf += int(back.nf.max())
-            a = back.y_final[:, -n:]
+            a = back.y_final
             if back.quadrature is not None:
-                g_p = g_p + back.quadrature
-        grads: list[Tensor | None] = []
-        offset = 0
-        for p in self.params:
-            grads.append(g_p[offset : offset + p.numel()].view_as(p))
-            offset += p.numel()
-        return a, grads
+                g_p = back.quadrature if g_p is None else g_p + back.quadrature
+        return a, self._split_params(g_p, ys)
 
 
 def adjoint_solve(

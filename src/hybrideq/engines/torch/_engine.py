@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,7 +144,7 @@ def solve_ode(prob: ODEProblem, solver: AbstractExplicitRK, opts: SolveOptions) 
         t_out = t_out[0]
     if not prob.batched:
         y_out = y_out[0]
-    dense = res.dense
+    dense = copy.copy(res.dense)  # the user's view; the loop's object stays internal
     if dense is not None:
         dense.batched = prob.batched
         dense.state_shape = state

@@ -73,6 +73,13 @@ class LoopOptions:
     quad_rtol: float = 0.0
     quad_atol: float = 0.0
     progress: Callable[[float], None] | None = None
+    # Stop times (batch, K), ordered in the direction of integration: steps end exactly on
+    # them and `on_tstop(k, mask, y)` may change the state there (the adjoints' jumps).
+    # `tstop_start` (batch,) is the first stop index still ahead of each sample.
+    tstops: Tensor | None = None
+    tstop_start: Tensor | None = None
+    on_tstop: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
+    save_steps: bool = True  # with saveat=None: keep every accepted step
 
 
 @dataclass
@@ -217,6 +224,17 @@ def run_loop(
             save_mask.append(j < m[:, None])
             si = m
 
+    tstops = opts.tstops
+    kp = tnext_dir = None
+    extra_nf = torch.zeros(batch, dtype=torch.int64, device=device)
+    if tstops is not None:
+        assert opts.tstop_start is not None and opts.on_tstop is not None
+        tst_dir = torch.cat(
+            [tstops * direction[:, None], torch.full_like(t0[:, None], torch.inf)], 1
+        ).contiguous()
+        kp = opts.tstop_start.clone()
+        tnext_dir = tst_dir.gather(1, kp[:, None])[:, 0]
+
     dense_rec: dict[str, list[Tensor]] = {"t": [], "h": [], "acc": [], "y0": [], "v": []}
     heur: dict[str, list[Tensor]] = {"t": [], "dt": [], "acc": [], "eest": [], "eig": []}
     progress = opts.progress
@@ -232,6 +250,14 @@ def run_loop(
             # (Finished samples have dt = 0 and never count as accepted, so no mask here.)
             hit_end = (dt - remaining) * direction >= neg_end_tol
             dt = torch.where(hit_end, remaining, dt)
+            hit_stop = None
+            if tnext_dir is not None:
+                # A stop before t1 that this step would pass: end the step on it instead.
+                to_stop = tnext_dir - t * direction
+                stop_first = to_stop < remaining * direction
+                hit_stop = stop_first & (dt * direction - to_stop >= neg_end_tol)
+                dt = torch.where(hit_stop, to_stop * direction, dt)
+                hit_end = hit_end & ~stop_first
             # Stage times t + c_i h, all at once.
             tc = torch.addcmul(t[:, None], dt[:, None], c_vec)
         dtc = dt[:, None]
@@ -287,6 +313,9 @@ def run_loop(
                 accept = active & finite
                 unstable = active & ~finite
             t_new = torch.where(hit_end, t1, t + dt)
+            if hit_stop is not None:
+                assert tnext_dir is not None
+                t_new = torch.where(hit_stop, tnext_dir * direction, t_new)
 
         # Quadrature (parameter adjoint): add this step's integral for accepted samples.
         if quad is not None and quad_acc is not None:
@@ -379,7 +408,7 @@ def run_loop(
                 save_idx.append(idx)
                 save_mask.append(mask)
                 si = si + m
-        if saveat is None:
+        if saveat is None and opts.save_steps:
             step_t.append(t_new)
             step_y.append(y1)
             step_acc.append(accept)
@@ -393,6 +422,21 @@ def run_loop(
         with torch.no_grad():
             t = torch.where(accept, t_new, t)
             dt = dt_new
+        if hit_stop is not None and opts.on_tstop is not None:
+            jumped = accept & hit_stop
+            if bool(jumped.any()):
+                assert kp is not None
+                # The state jumps: apply it, and re-evaluate f there (k1 is stale).
+                jc = jumped[:, None]
+                y = torch.where(jc, opts.on_tstop(kp, jumped, y), y)
+                if quad is not None:
+                    quad.set_weights(None)
+                k1 = torch.where(jc, rhs(t, y), k1)
+                extra_nf = extra_nf + jumped
+                with torch.no_grad():
+                    kp = kp + jumped
+                    tnext_dir = tst_dir.gather(1, kp[:, None])[:, 0]
+        with torch.no_grad():
             if any_end:
                 code = torch.where(reached, _SUCCESS, _MAXITERS)
                 if too_small is not None:
@@ -413,6 +457,7 @@ def run_loop(
 
     # Counters of every sample: evaluations while it ran, accepted and rejected steps.
     nf = torch.full((batch,), nf0, dtype=torch.int64, device=device).masked_fill(zero_span, 0)
+    nf = nf + extra_nf
     naccept = torch.zeros(batch, dtype=torch.int64, device=device)
     nreject = torch.zeros_like(naccept)
     if hist_active:
@@ -428,6 +473,8 @@ def run_loop(
     if saveat is not None:
         t_out = saveat
         y_out = _scatter_saves(save_vals, save_idx, save_mask, batch, n_save, n, y0)
+    elif not opts.save_steps:
+        t_out, y_out = t[:, None], y[:, None, :]
     else:
         # Every accepted step, compacted per sample; rows padded with the last value.
         ts_all = torch.stack([t0, *step_t], 0)  # (S+1, B)
