@@ -171,6 +171,10 @@ class Solution:
             ``(*state)`` for a scalar ``t`` and one problem, ``(Q, *state)`` for ``Q``
             times; for a batch ``(batch, *state)`` or ``(batch, Q, *state)``.
 
+        Under ``DirectBackprop`` the result is differentiable; under the adjoints
+        (``BacksolveAdjoint``, ``InterpolatingAdjoint``) only ``sol.y`` carries gradients
+        and ``sol(t)`` is a constant.
+
         Raises:
             ValueError: if the solve kept no dense output (``dense=False``, the default
                 when ``saveat`` is given) or ``t`` lies outside a sample's span.
