@@ -112,6 +112,39 @@ def _lincomb(coeffs: tuple[float, ...], ks: list[Tensor]) -> Tensor | None:
     return out
 
 
+_STAGE_CACHE: dict[tuple[int, bool, torch.dtype, torch.device], Any] = {}
+
+
+def _stage_matrix(
+    tab: ExplicitRKTableau, need_err: bool, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, list[Tensor], int, int, bool]:
+    """Coefficients of the stage accumulator (cached per tableau, dtype and device).
+
+    Column ``i − 1`` of the accumulator holds ``Σ_j a_ij k_j`` for stage ``i = 1..s−1``,
+    then (if not FSAL) ``Σ b_j k_j``, then (if needed) ``Σ btilde_j k_j``. When stage
+    ``k_j`` is known it is added to every column at once (``acc += k_j ⊗ M[j]``): one
+    operation per stage instead of one per non-zero coefficient. Rows ``M[j]`` are shaped
+    ``(ncols, 1, 1)`` so that ``acc`` is ``(ncols, batch, n)`` with contiguous columns.
+    """
+    key = (id(tab), need_err, dtype, device)
+    if key not in _STAGE_CACHE:
+        s = tab.stages
+        cols = [[tab.a[i][j] if j < i else 0.0 for j in range(s)] for i in range(1, s)]
+        col_b = col_bt = -1
+        if not tab.fsal:
+            col_b = len(cols)
+            cols.append(list(tab.b))
+        if need_err and tab.btilde is not None:
+            col_bt = len(cols)
+            cols.append(list(tab.btilde))
+        coef = torch.tensor(cols, dtype=dtype, device=device).T.contiguous()  # (s, ncols)
+        last_needed = bool((coef[s - 1] != 0).any())
+        rows = [coef[j][:, None, None] for j in range(s)]
+        c_vec = torch.tensor(tab.c, dtype=dtype, device=device)
+        _STAGE_CACHE[key] = (c_vec, rows, col_b, col_bt, last_needed)
+    return _STAGE_CACHE[key]  # type: ignore[no-any-return]
+
+
 def run_loop(
     rhs: RHS,
     tableau: ExplicitRKTableau,
@@ -126,8 +159,9 @@ def run_loop(
 
     The loop is written for few tensor operations per iteration (each costs a few µs
     of dispatch on the CPU, which for small neural fields is the solver's overhead):
-    counters are accumulated in place, the controller needs no special cases, and one
-    host synchronisation per iteration decides whether anything ended or must be saved.
+    one operation per stage for all Butcher combinations, counters summed once at the
+    end, a controller without special cases, and one host synchronisation per iteration
+    to decide whether anything ended or must be saved. See docs/design.md.
     """
     tab = tableau
     batch, n = y0.shape
@@ -145,26 +179,8 @@ def run_loop(
     rtol, atol = opts.rtol, opts.atol
     b_w = tab.b
     bt = tab.btilde
-    c_vec = torch.tensor(tab.c, dtype=dtype, device=device)
     inv_sqrt_n = 1.0 / ew_sum**0.5
-    # Stage accumulator: column i − 1 of `acc` holds Σ_j a_ij k_j for stage i = 1..s−1,
-    # then (if not FSAL) Σ b_j k_j, then (if needed) Σ btilde_j k_j. Each new stage k_j is
-    # added to every column at once (acc += k_j ⊗ M[j]): one operation per stage instead
-    # of one per non-zero coefficient.
-    cols: list[list[float]] = [
-        [tab.a[i][j] if j < i else 0.0 for j in range(s)] for i in range(1, s)
-    ]
-    col_b = col_bt = -1
-    if not tab.fsal:
-        col_b = len(cols)
-        cols.append(list(b_w))
-    if need_err and bt is not None:
-        col_bt = len(cols)
-        cols.append(list(bt))
-    coef = torch.tensor(cols, dtype=dtype, device=device).T.contiguous()  # (s, ncols)
-    last_needed = bool((coef[s - 1] != 0).any())
-    # acc has shape (ncols, batch, n): column slices are contiguous, rows broadcast.
-    coef_rows = [coef[j][:, None, None] for j in range(s)]
+    c_vec, coef_rows, col_b, col_bt, last_needed = _stage_matrix(tab, need_err, dtype, device)
     eps = torch.finfo(dtype).eps
     # Steps that end within a few ulps of t1 are stretched to land on it exactly.
     end_tol = 100 * eps * torch.maximum(t0.abs(), t1.abs()).clamp_min(1.0)
