@@ -25,7 +25,20 @@ _HERMITE = ((0.0, 3.0, -2.0), (1.0, -2.0, 1.0), (0.0, -1.0, 1.0))
 
 
 class InterpolationScheme:
-    """Which vectors a step keeps for dense output, and their polynomial weights."""
+    """Which vectors a step keeps for dense output, and their polynomial weights.
+
+    Use :meth:`of` to get the (cached) scheme of a tableau.
+    """
+
+    _schemes: dict[int, InterpolationScheme] = {}
+
+    @classmethod
+    def of(cls, tableau: ExplicitRKTableau) -> InterpolationScheme:
+        """The scheme of ``tableau``, built once per tableau."""
+        scheme = cls._schemes.get(id(tableau))
+        if scheme is None:
+            scheme = cls._schemes[id(tableau)] = cls(tableau)
+        return scheme
 
     def __init__(self, tableau: ExplicitRKTableau) -> None:
         self.hermite = tableau.dense is None

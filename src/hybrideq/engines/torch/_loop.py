@@ -170,7 +170,7 @@ def run_loop(
     direction = torch.sign(t1 - t0)
     zero_span = direction == 0
     direction = torch.where(zero_span, torch.ones_like(direction), direction)
-    scheme = InterpolationScheme(tab)
+    scheme = InterpolationScheme.of(tab)
     adaptive = opts.adaptive
     need_err = adaptive or opts.heuristics
     quad = opts.quadrature
@@ -414,12 +414,12 @@ def run_loop(
             if any_save:
                 assert saveat is not None
                 with torch.no_grad():
-                    dt_safe = torch.where(dt == 0, torch.ones_like(dt), dt)[:, None]
                     j = torch.arange(m_max, device=device)
                     idx = si[:, None] + j
                     mask = j < m[:, None]
                     ts = sat_dir.gather(1, idx.clamp(max=n_save)) * direction[:, None]
-                    theta = (torch.where(mask, ts, t[:, None]) - t[:, None]) / dt_safe
+                    # θ = (t_save − t)/h; rows without a save (h may be 0) get θ = 0.
+                    theta = ((ts - t[:, None]) / dt[:, None]).masked_fill_(~mask, 0.0)
                 save_vals.append(scheme.evaluate(theta, y[:, None, :], v[:, None]))
                 save_idx.append(idx)
                 save_mask.append(mask)
