@@ -54,17 +54,16 @@ class InterpolationScheme:
             self.needs_extras = any(i >= tableau.stages for i in keep)
         self.coeffs = rows
         self.degree = max(len(r) for r in rows)
-        self._cache: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor]] = {}
+        self._cache: dict[tuple[torch.dtype, torch.device], Tensor] = {}
 
-    def coefficient_matrix(self, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
-        """``Cᵀ`` as a ``(degree, J)`` tensor and the exponents ``1..degree`` (cached)."""
+    def coefficient_matrix(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """``Cᵀ`` as a ``(degree, J)`` tensor (cached per dtype and device)."""
         key = (dtype, device)
         if key not in self._cache:
             c = torch.zeros(len(self.coeffs), self.degree, dtype=dtype)
             for j, row in enumerate(self.coeffs):
                 c[j, : len(row)] = torch.tensor(row, dtype=dtype)
-            exps = torch.arange(1, self.degree + 1, dtype=dtype)
-            self._cache[key] = (c.T.contiguous().to(device), exps.to(device))
+            self._cache[key] = c.T.contiguous().to(device)
         return self._cache[key]
 
     def vectors(
@@ -78,9 +77,18 @@ class InterpolationScheme:
         return torch.stack([ks[i] for i in self.stage_index], 1) * hc[:, :, None]
 
     def evaluate(self, theta: Tensor, y0: Tensor, v: Tensor) -> Tensor:
-        """``y0 + Σ_j P_j(θ) V_j``; ``theta`` has the leading shape of ``y0`` minus ``n``."""
-        ct, exps = self.coefficient_matrix(v.dtype, v.device)
-        w = theta.unsqueeze(-1).pow(exps) @ ct  # (..., J): P_j(θ)
+        """``y0 + Σ_j P_j(θ) V_j``.
+
+        Either ``theta`` ``(B, m)`` points within one step per sample with ``y0``
+        ``(B, 1, n)`` and ``V`` ``(B, J, n)`` (a batched matrix product), or ``theta`` with
+        the leading shape of ``y0`` and ``V`` gathered per point ``(..., J, n)``.
+        """
+        ct = self.coefficient_matrix(v.dtype, v.device)
+        # (θ, θ², …, θ^deg) by a cumulative product (a tensor-exponent pow is much slower).
+        powers = torch.cumprod(theta.unsqueeze(-1).expand(*theta.shape, self.degree), -1)
+        w = powers @ ct  # (..., J): P_j(θ)
+        if v.ndim == 3 and w.ndim == 3:  # one step's V for m points per sample: (B, m, J)
+            return torch.baddbmm(y0, w, v)
         return torch.matmul(w.unsqueeze(-2), v).squeeze(-2) + y0
 
 

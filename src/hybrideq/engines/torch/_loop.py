@@ -420,7 +420,7 @@ def run_loop(
                     ts = sat_dir.gather(1, idx.clamp(max=n_save)) * direction[:, None]
                     # θ = (t_save − t)/h; rows without a save (h may be 0) get θ = 0.
                     theta = ((ts - t[:, None]) / dt[:, None]).masked_fill_(~mask, 0.0)
-                save_vals.append(scheme.evaluate(theta, y[:, None, :], v[:, None]))
+                save_vals.append(scheme.evaluate(theta, y[:, None, :], v))
                 save_idx.append(idx)
                 save_mask.append(mask)
                 si = si + m
