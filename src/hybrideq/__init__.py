@@ -19,7 +19,7 @@ from hybrideq.sensitivity import (
     DirectBackprop,
     InterpolatingAdjoint,
 )
-from hybrideq.solution import Heuristics, ReturnCode, Solution, Stats
+from hybrideq.solution import AdjointStats, Heuristics, ReturnCode, Solution, Stats
 from hybrideq.solve import solve
 from hybrideq.solvers import (
     BS3,
@@ -42,6 +42,7 @@ __all__ = [
     "AbstractProblem",
     "AbstractSensitivityAlgorithm",
     "AbstractSolver",
+    "AdjointStats",
     "BacksolveAdjoint",
     "DirectBackprop",
     "Euler",

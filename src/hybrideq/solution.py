@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Heuristics", "ReturnCode", "Solution", "Stats"]
+__all__ = ["AdjointStats", "Heuristics", "ReturnCode", "Solution", "Stats"]
 
 
 class ReturnCode(enum.IntEnum):
@@ -30,6 +30,12 @@ class ReturnCode(enum.IntEnum):
     """The step size fell below ``dtmin``: the problem is likely stiff or singular there."""
     Unstable = 4
     """The state became non-finite (NaN or Inf)."""
+
+    def __str__(self) -> str:
+        return f"ReturnCode.{self.name}"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
 
     @property
     def successful(self) -> bool:
@@ -68,6 +74,25 @@ class Stats:
             f"nreject={fmt(self.nreject)}, njac={fmt(self.njac)}, nlu={fmt(self.nlu)}, "
             f"ncalls={self.ncalls})"
         )
+
+
+@dataclass
+class AdjointStats:
+    """Counters of an adjoint's backward solve, filled in when ``backward`` runs.
+
+    Attributes:
+        nf: right-hand-side evaluations of the backward solve(s), the largest over the
+            batch (each is a vector–Jacobian product), including re-solves of
+            ``InterpolatingAdjoint(checkpointing=True)``.
+        naccept: accepted backward steps (largest over the batch).
+        nreject: rejected backward steps (largest over the batch).
+        done: whether a backward pass has run.
+    """
+
+    nf: int = 0
+    naccept: int = 0
+    nreject: int = 0
+    done: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +150,8 @@ class Solution:
         heuristics: per-step solver heuristics, when asked for.
         nsaved: for a batch solved without ``saveat``, how many entries of each sample's
             row of ``t``/``y`` are real steps (the rest repeat the last one).
+        adjoint_stats: under ``BacksolveAdjoint``/``InterpolatingAdjoint``, the counters
+            of the backward solve, filled in once ``backward()`` has run.
 
     Example:
         >>> import torch, hybrideq as hq
@@ -143,6 +170,7 @@ class Solution:
     heuristics: Heuristics | None = field(default=None, repr=False)
     nsaved: Tensor | None = field(default=None, repr=False)
     solver: Any = field(default=None, repr=False)
+    adjoint_stats: AdjointStats | None = field(default=None, repr=False)
 
     @property
     def retcode(self) -> ReturnCode | list[ReturnCode]:
@@ -187,7 +215,9 @@ class Solution:
         return self.interpolant(torch.as_tensor(t))
 
     def __repr__(self) -> str:
+        rc = self.retcode
+        codes = rc.name if isinstance(rc, ReturnCode) else "[" + ", ".join(c.name for c in rc) + "]"
         return (
-            f"Solution(retcode={self.retcode}, t={tuple(self.t.shape)}, "
+            f"Solution(retcode={codes}, t={tuple(self.t.shape)}, "
             f"y={tuple(self.y.shape)}, {self.stats!r})"
         )

@@ -169,7 +169,7 @@ def solve(
         >>> import torch, hybrideq as hq
         >>> prob = hq.ODEProblem(
         ...     lambda t, y, p: -p * y,
-        ...     torch.ones(3),
+        ...     torch.ones(3, dtype=torch.float64),
         ...     (0.0, 1.0),
         ...     p=torch.tensor(2.0, dtype=torch.float64),
         ... )

@@ -23,6 +23,7 @@ from hybrideq.engines.torch._controller import PIController
 from hybrideq.engines.torch._loop import LoopOptions, LoopResult, run_loop
 from hybrideq.engines.torch._rhs import AdjointRHS, UserRHS
 from hybrideq.sensitivity import BacksolveAdjoint, InterpolatingAdjoint
+from hybrideq.solution import AdjointStats
 from hybrideq.tableaus import ExplicitRKTableau
 
 __all__ = ["adjoint_solve"]
@@ -65,7 +66,7 @@ class _AdjointRunner:
         self.params = params
         self.sensealg = sensealg
         self.result: LoopResult | None = None
-        self.backward_nf = 0
+        self.stats = AdjointStats()
 
     def forward(self, y0: Tensor) -> LoopResult:
         opts = self.opts
@@ -183,13 +184,20 @@ class _AdjointRunner:
             on_tstop=jump,
         )
         back = run_loop(rhs, self.tableau, z0, t_hi, self.t0, bopts, self.controller, lambda: 0)
-        self.backward_nf = int(back.nf.max())
+        self._count(back)
         a = back.y_final[:, -n:]
         # A save at t0 itself: its jump comes after the last step.
         at_t0 = (ts[:, 0] == self.t0) & ~at_start[:, 0]
         a = a + grad_y[:, 0] * at_t0[:, None]
         g_p = back.quadrature
         return a, self._split_params(g_p, ys)
+
+    def _count(self, res: LoopResult) -> None:
+        st = self.stats
+        st.nf += int(res.nf.max())
+        st.naccept += int(res.naccept.max())
+        st.nreject += int(res.nreject.max())
+        st.done = True
 
     def _split_params(self, g_p: Tensor | None, like: Tensor) -> list[Tensor | None]:
         grads: list[Tensor | None] = []
@@ -225,7 +233,6 @@ class _AdjointRunner:
             progress=None,
             joint=False,
         )
-        self.backward_nf = 0
         for k in range(n_save - 1, -1, -1):
             a = a + grad_y[:, k]
             t_hi = ts[:, k]
@@ -260,8 +267,9 @@ class _AdjointRunner:
 
             rhs = AdjointRHS(self.user, self.params, n, state_from=state_from)
             bopts = self._backward_options(rhs, rtol, atol)
+            self._count(fwd)
             back = run_loop(rhs, self.tableau, a, t_hi, t_lo, bopts, self.controller, lambda: 0)
-            self.backward_nf += int(back.nf.max())
+            self._count(back)
             a = back.y_final
             if back.quadrature is not None:
                 g_p = back.quadrature if g_p is None else g_p + back.quadrature
@@ -278,12 +286,13 @@ def adjoint_solve(
     controller: PIController,
     params: list[Tensor],
     sensealg: BacksolveAdjoint | InterpolatingAdjoint,
-) -> tuple[LoopResult, Tensor]:
+) -> tuple[LoopResult, Tensor, AdjointStats]:
     """Solve forwards without a graph; gradients of the saved states come from an adjoint.
 
-    Returns the loop result and the saved states ``(batch, T, n)`` attached to autograd.
+    Returns the loop result, the saved states ``(batch, T, n)`` attached to autograd, and
+    the counters that the backward pass will fill in.
     """
     runner = _AdjointRunner(user, tableau, t0, t1, opts, controller, params, sensealg, y0)
     y_saved = _AdjointFunction.apply(runner, y0, *params)
     assert runner.result is not None
-    return runner.result, y_saved
+    return runner.result, y_saved, runner.stats

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import inspect
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +74,35 @@ def gradient_parameters(prob: ODEProblem) -> list[Tensor]:
     return found
 
 
+def _warn_adjoint_pitfalls(
+    prob: ODEProblem, params: list[Tensor], heuristics: bool, sensealg: object
+) -> None:
+    """Warn where an adjoint would silently give no gradient."""
+    name = type(sensealg).__name__
+    if heuristics:
+        warnings.warn(
+            f"heuristics=True with {name}: sol.heuristics carries no gradient under an "
+            "adjoint (the forward solve records no graph); use sensealg=DirectBackprop() "
+            "to train with solver-heuristic regularization",
+            stacklevel=4,
+        )
+    known = {id(p) for p in params}
+    try:
+        found = inspect.getclosurevars(prob.f)  # the names f's code refers to
+    except TypeError:  # not a Python function (a module, a builtin): nothing to see
+        return
+    for value in (*found.nonlocals.values(), *found.globals.values()):
+        if isinstance(value, Tensor) and value.requires_grad and id(value) not in known:
+            warnings.warn(
+                f"f uses a tensor that requires grad from outside (a closure or a global); {name} "
+                "cannot see it "
+                "and gives it no gradient. Pass it as p (a tensor or a tuple of tensors) or "
+                "make f an nn.Module with it as a parameter",
+                stacklevel=4,
+            )
+            return
+
+
 class _Progress:
     """A tqdm bar over the fraction of the span the slowest sample has covered."""
 
@@ -118,9 +149,11 @@ def solve_ode(prob: ODEProblem, solver: AbstractExplicitRK, opts: SolveOptions) 
     params = gradient_parameters(prob)
     wants_grad = torch.is_grad_enabled() and (prob.y0.requires_grad or bool(params))
     sensealg = opts.sensealg
+    adj_stats = None
     try:
         if wants_grad and isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint)):
-            res, y_saved = adjoint_solve(
+            _warn_adjoint_pitfalls(prob, params, opts.heuristics, sensealg)
+            res, y_saved, adj_stats = adjoint_solve(
                 user, tab, y0, t0, t1, loop_opts, controller, params, sensealg
             )
         else:
@@ -182,4 +215,5 @@ def solve_ode(prob: ODEProblem, solver: AbstractExplicitRK, opts: SolveOptions) 
         heuristics=heur,
         nsaved=res.nsaved if prob.batched else None,
         solver=solver,
+        adjoint_stats=adj_stats,
     )
