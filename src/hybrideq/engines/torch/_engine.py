@@ -146,12 +146,14 @@ def solve_ode(prob: ODEProblem, solver: AbstractExplicitRK, opts: SolveOptions) 
         progress=bar,
         joint=opts.joint,
     )
-    params = gradient_parameters(prob)
-    wants_grad = torch.is_grad_enabled() and (prob.y0.requires_grad or bool(params))
     sensealg = opts.sensealg
+    adjoint = isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint))
+    # Only an adjoint needs to know the parameters (direct backprop lets autograd find them).
+    params = gradient_parameters(prob) if adjoint and torch.is_grad_enabled() else []
+    wants_grad = torch.is_grad_enabled() and (prob.y0.requires_grad or bool(params))
     adj_stats = None
     try:
-        if wants_grad and isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint)):
+        if wants_grad and adjoint:
             _warn_adjoint_pitfalls(prob, params, opts.heuristics, sensealg)
             res, y_saved, adj_stats = adjoint_solve(
                 user, tab, y0, t0, t1, loop_opts, controller, params, sensealg
