@@ -47,7 +47,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "symbolic": ("pysr", "pysindy"),
     "distributed": ("dask", "distributed"),
     "plot": ("matplotlib",),
-    "bench": ("torchdiffeq", "torchsde", "torchode", "diffrax", "jax", "matplotlib"),
+    "bench": ("torchdiffeq", "torchsde", "torchode", "diffrax", "jax", "optax", "matplotlib"),
     "docs": ("mkdocs-material", "mkdocstrings"),
     "test": ("pytest", "pytest-timeout", "tree-sitter", "tree-sitter-julia", "matplotlib"),
 }

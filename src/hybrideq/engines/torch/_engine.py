@@ -153,7 +153,7 @@ def solve_ode(prob: ODEProblem, solver: AbstractExplicitRK, opts: SolveOptions) 
     wants_grad = torch.is_grad_enabled() and (prob.y0.requires_grad or bool(params))
     adj_stats = None
     try:
-        if wants_grad and adjoint:
+        if wants_grad and isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint)):
             _warn_adjoint_pitfalls(prob, params, opts.heuristics, sensealg)
             res, y_saved, adj_stats = adjoint_solve(
                 user, tab, y0, t0, t1, loop_opts, controller, params, sensealg
