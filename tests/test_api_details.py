@@ -109,3 +109,30 @@ def test_docstring_examples_run(name: str) -> None:
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
+
+
+def test_progress_bar_follows_the_slowest_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bar shows the fraction of the span the slowest sample has covered, up to 1."""
+    from hybrideq.engines.torch import _engine
+
+    seen: list[float] = []
+    closed: list[bool] = []
+
+    class Recorder(_engine._Progress):
+        def __call__(self, frac: float) -> None:
+            seen.append(frac)
+            super().__call__(frac)
+
+        def close(self) -> None:
+            closed.append(True)
+            super().close()
+
+    monkeypatch.setattr(_engine, "_Progress", Recorder)
+    rates = torch.tensor([1.0, 30.0], dtype=F64)  # the fast-decaying sample takes more steps
+    prob = hq.ODEProblem(
+        lambda t, y, p: -p[:, None] * y, torch.ones(2, 1, dtype=F64), (0.0, 2.0), rates
+    )
+    sol = hq.solve(prob, hq.Tsit5(), rtol=1e-8, atol=1e-10, progress=True)
+    assert closed == [True]
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert len(seen) == int(sol.stats.naccept.max() + sol.stats.nreject.max())
