@@ -136,3 +136,27 @@ def test_progress_bar_follows_the_slowest_sample(monkeypatch: pytest.MonkeyPatch
     assert closed == [True]
     assert seen == sorted(seen) and seen[-1] == 1.0
     assert len(seen) == int(sol.stats.naccept.max() + sol.stats.nreject.max())
+
+
+def test_a_failing_backward_solve_warns_and_names_the_sample() -> None:
+    """``maxiters`` large enough for the forward solve but too small for the backward one."""
+    p = torch.tensor([1.0, 40.0], dtype=F64, requires_grad=True)
+    prob = hq.ODEProblem(
+        lambda t, y, p: -p[:, None] * y, torch.ones(2, 1, dtype=F64), (0.0, 1.0), p
+    )
+    ts = torch.tensor([1.0], dtype=F64)
+    probe = hq.solve(prob, hq.Tsit5(), saveat=ts, rtol=1e-8, atol=1e-10)
+    maxiters = int(probe.stats.naccept.max() + probe.stats.nreject.max()) + 1
+    sol = hq.solve(
+        prob,
+        hq.Tsit5(),
+        saveat=ts,
+        rtol=1e-8,
+        atol=1e-10,
+        maxiters=maxiters,
+        sensealg=hq.BacksolveAdjoint(rtol=1e-12, atol=1e-14),
+    )
+    assert sol.success
+    with pytest.warns(UserWarning, match=r"backward solve failed \(MaxIters\)"):
+        sol.y.sum().backward()
+    assert sol.adjoint_stats is not None and 1 in sol.adjoint_stats.failed_samples

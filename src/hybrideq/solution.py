@@ -87,12 +87,15 @@ class AdjointStats:
         naccept: accepted backward steps (largest over the batch).
         nreject: rejected backward steps (largest over the batch).
         done: whether a backward pass has run.
+        failed_samples: samples whose backward solve did not reach ``t0`` (a warning is
+            issued too); their gradients are incomplete.
     """
 
     nf: int = 0
     naccept: int = 0
     nreject: int = 0
     done: bool = False
+    failed_samples: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ Both integrate, backwards from the last save time to ``t0``, the adjoint
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 import torch
@@ -23,7 +24,7 @@ from hybrideq.engines.torch._controller import PIController
 from hybrideq.engines.torch._loop import LoopOptions, LoopResult, run_loop
 from hybrideq.engines.torch._rhs import AdjointRHS, UserRHS
 from hybrideq.sensitivity import BacksolveAdjoint, InterpolatingAdjoint
-from hybrideq.solution import AdjointStats
+from hybrideq.solution import AdjointStats, ReturnCode
 from hybrideq.tableaus import ExplicitRKTableau
 
 __all__ = ["adjoint_solve"]
@@ -67,6 +68,7 @@ class _AdjointRunner:
         self.sensealg = sensealg
         self.result: LoopResult | None = None
         self.stats = AdjointStats()
+        self._relevant = torch.ones(y0.shape[0], dtype=torch.bool, device=y0.device)
 
     def forward(self, y0: Tensor) -> LoopResult:
         opts = self.opts
@@ -117,6 +119,9 @@ class _AdjointRunner:
 
     def backward(self, ys: Tensor, grad_y: Tensor) -> tuple[Tensor, list[Tensor | None]]:
         sa = self.sensealg
+        assert self.result is not None
+        has_grad = (grad_y != 0).flatten(1).any(1)
+        self._relevant = (self.result.retcode == int(ReturnCode.Success)) & has_grad
         if isinstance(sa, InterpolatingAdjoint) and sa.checkpointing:
             return self._backward_checkpointed(ys, grad_y)
         return self._backward_one_solve(ys, grad_y)
@@ -198,6 +203,19 @@ class _AdjointRunner:
         st.naccept += int(res.naccept.max())
         st.nreject += int(res.nreject.max())
         st.done = True
+        # Samples that failed in the forward pass, or carry no gradient, are not reported.
+        failed = (res.retcode != int(ReturnCode.Success)) & self._relevant
+        if bool(failed.any()):
+            bad = torch.nonzero(failed)[:, 0].tolist()
+            codes = sorted({ReturnCode(int(c)).name for c in res.retcode[failed].tolist()})
+            st.failed_samples = sorted(set(st.failed_samples) | set(bad))
+            warnings.warn(
+                f"the adjoint's backward solve failed ({', '.join(codes)}) for sample(s) "
+                f"{bad[:10]}{' …' if len(bad) > 10 else ''}: their gradients are incomplete. "
+                "Raise maxiters, loosen the sensealg's rtol/atol, or use "
+                "InterpolatingAdjoint / DirectBackprop",
+                stacklevel=2,
+            )
 
     def _split_params(self, g_p: Tensor | None, like: Tensor) -> list[Tensor | None]:
         grads: list[Tensor | None] = []
