@@ -94,10 +94,9 @@ def _warn_adjoint_pitfalls(
     for value in (*found.nonlocals.values(), *found.globals.values()):
         if isinstance(value, Tensor) and value.requires_grad and id(value) not in known:
             warnings.warn(
-                f"f uses a tensor that requires grad from outside (a closure or a global); {name} "
-                "cannot see it "
-                "and gives it no gradient. Pass it as p (a tensor or a tuple of tensors) or "
-                "make f an nn.Module with it as a parameter",
+                f"f uses a tensor that requires grad from outside (a closure or a global); "
+                f"{name} cannot see it and gives it no gradient. Pass it as p (a tensor or a "
+                "tuple of tensors) or make f an nn.Module with it as a parameter",
                 stacklevel=4,
             )
             return
