@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["PIController", "PIState", "error_norm", "initial_step"]
+__all__ = ["PIController", "PIState", "initial_step"]
 
 
 @dataclass(frozen=True)
@@ -91,17 +91,6 @@ class PIState:
         )
         self.inv_qmax = torch.where(accept, self.inv_qmax_steady, self.inv_qmax)
         return dt_new
-
-
-def error_norm(err: Tensor, y0: Tensor, y1: Tensor, rtol: Tensor, atol: Tensor) -> Tensor:
-    """Scaled RMS error per sample: ``sqrt(mean((err / (atol + max(|y0|,|y1|)·rtol))²))``.
-
-    This is OrdinaryDiffEq.jl's ``EEst`` (``calculate_residuals`` with
-    ``ODE_DEFAULT_NORM``; REFERENCES.md §1). ``err``, ``y0``, ``y1``: ``(batch, n)``;
-    ``rtol``/``atol`` broadcast against them. Returns ``(batch,)``.
-    """
-    scale = atol + torch.maximum(y0.abs(), y1.abs()) * rtol
-    return (err / scale).square().mean(-1).sqrt()
 
 
 def initial_step(

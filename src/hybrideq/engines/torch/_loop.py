@@ -67,7 +67,6 @@ class LoopOptions:
     dense: bool
     heuristics: bool
     joint: bool = False  # one shared step for the whole batch (error norm over the batch)
-    error_weights: Tensor | None = None  # (n,) 0/1 mask of components in the error norm
     quadrature: Quadrature | None = None
     quadrature_in_norm: bool = False
     quad_rtol: float = 0.0
@@ -174,12 +173,10 @@ def run_loop(
     adaptive = opts.adaptive
     need_err = adaptive or opts.heuristics
     quad = opts.quadrature
-    ew = opts.error_weights
-    ew_sum = float(ew.sum()) if ew is not None else float(n)
     rtol, atol = opts.rtol, opts.atol
     b_w = tab.b
     bt = tab.btilde
-    inv_sqrt_n = 1.0 / ew_sum**0.5
+    inv_sqrt_n = 1.0 / n**0.5
     c_vec, coef_rows, col_b, col_bt, last_needed = _stage_matrix(tab, need_err, dtype, device)
     eps = torch.finfo(dtype).eps
     # Steps that end within a few ulps of t1 are stretched to land on it exactly.
@@ -308,8 +305,6 @@ def run_loop(
                 err_c = acc[col_bt]
                 scale = torch.addcmul(atol, torch.maximum(y.abs(), y1.abs()), rtol)
                 r = err_c * dtc / scale
-                if ew is not None:
-                    r = r * ew
                 eest = torch.linalg.vector_norm(r, dim=-1) * inv_sqrt_n
         with torch.no_grad():
             if adaptive:
@@ -317,7 +312,7 @@ def run_loop(
                 e_ctl = eest.detach()
                 if quad is not None and opts.quadrature_in_norm and quad_acc is not None:
                     e_ctl = _with_quadrature_error(
-                        e_ctl, quad_parts, quad_acc, tab, opts, ew_sum, quad.size
+                        e_ctl, quad_parts, quad_acc, tab, opts, float(n), quad.size
                     )
                 if opts.joint:  # RMS over the whole batch, as if it were one system
                     e_ctl = e_ctl.square().mean().sqrt().expand(batch)
