@@ -41,6 +41,54 @@ def _as_float_tensor(name: str, x: Any, *, like: Tensor | None = None) -> Tensor
     return t
 
 
+def _mass_matrix(m: Any, n: int, like: Tensor) -> Tensor:
+    """Validate a mass matrix: a finite ``(n, n)`` floating matrix on the state's device."""
+    if hasattr(m, "toarray") and not isinstance(m, Tensor):  # SciPy sparse
+        m = m.toarray()
+    mt = _as_float_tensor("mass_matrix", m, like=like)
+    if mt.is_sparse or mt.layout != torch.strided:
+        mt = mt.to_dense()
+    if tuple(mt.shape) != (n, n):
+        raise ValueError(
+            f"mass_matrix must have shape ({n}, {n}) (state components squared, shared by "
+            f"the batch); got {tuple(mt.shape)}"
+        )
+    if mt.dtype != like.dtype:
+        raise TypeError(
+            f"mass_matrix has dtype {mt.dtype} but y0 has {like.dtype}; use "
+            "mass_matrix.to(y0.dtype)"
+        )
+    if mt.device != like.device:
+        raise ValueError(f"mass_matrix is on {mt.device} but y0 is on {like.device}; move it")
+    if not bool(torch.isfinite(mt).all()):
+        raise ValueError("mass_matrix contains NaN or Inf")
+    return mt
+
+
+def _sparsity_pattern(pattern: Any, n: int, like: Tensor) -> Tensor:
+    """A sparsity pattern as a coalesced boolean sparse COO tensor ``(n, n)``."""
+    if hasattr(pattern, "tocoo") and not isinstance(pattern, Tensor):  # SciPy sparse
+        coo = pattern.tocoo()
+        idx = torch.as_tensor(np.vstack([coo.row, coo.col]), dtype=torch.int64)
+        shape = tuple(coo.shape)
+    else:
+        pt = pattern if isinstance(pattern, Tensor) else torch.as_tensor(np.asarray(pattern))
+        shape = tuple(pt.shape)
+        if pt.layout != torch.strided:
+            pt = pt.to_sparse_coo().coalesce()
+            idx = pt.indices()
+        else:
+            if pt.ndim != 2:
+                raise ValueError(f"jac_prototype must be a matrix ({n}, {n}); got {shape}")
+            idx = torch.nonzero(pt != 0).T
+    if shape != (n, n):
+        raise ValueError(f"jac_prototype must have shape ({n}, {n}); got {shape}")
+    vals = torch.ones(idx.shape[1], dtype=torch.bool)
+    return (
+        torch.sparse_coo_tensor(idx, vals, (n, n), check_invariants=True).coalesce().to(like.device)
+    )
+
+
 class AbstractProblem:
     """Base of all problem specs."""
 
@@ -60,6 +108,18 @@ class ODEProblem(AbstractProblem):
         tspan: ``(t0, t1)``. Each end may be a number or, for a batch, a tensor of shape
             ``(batch,)`` for per-sample spans. ``t1 < t0`` integrates backwards in time.
         p: parameters passed to ``f`` unchanged (a tensor, a tuple, a module or ``None``).
+        jac: optional analytic Jacobian ``jac(t, y, p)`` of ``f`` with respect to ``y``,
+            called like ``f``; it returns ``(n, n)`` for one problem or ``(batch, n, n)``
+            for a batch, where ``n`` is the number of state components (the state is
+            flattened). Stiff solvers use it; without it they differentiate ``f`` with
+            ``torch.func`` (or by finite differences where ``f`` is not a torch function).
+        mass_matrix: optional constant ``(n, n)`` matrix ``M`` of ``M y' = f(t, y, p)``,
+            shared by the batch. It may be singular: a zero row makes that equation
+            algebraic (an index-1 DAE; ``y0`` must then be consistent). Rosenbrock and BDF
+            solvers accept it.
+        jac_prototype: optional sparsity pattern of the Jacobian, ``(n, n)``: a torch
+            sparse tensor, a SciPy sparse matrix or a dense boolean/0-1 array. Large
+            stiff systems use it to avoid dense ``n × n`` matrices.
 
     Example:
         >>> import torch, hybrideq as hq
@@ -74,11 +134,28 @@ class ODEProblem(AbstractProblem):
     y0: Tensor
     tspan: tuple[Tensor, Tensor]
     p: Any = None
+    jac: Callable[..., Any] | None = None
+    mass_matrix: Tensor | None = None
+    jac_prototype: Tensor | None = None
     batched: bool = field(init=False)
 
-    def __init__(self, f: Callable[..., Any], y0: Any, tspan: Any, p: Any = None) -> None:
+    def __init__(
+        self,
+        f: Callable[..., Any],
+        y0: Any,
+        tspan: Any,
+        p: Any = None,
+        *,
+        jac: Callable[..., Any] | None = None,
+        mass_matrix: Any = None,
+        jac_prototype: Any = None,
+    ) -> None:
         if not callable(f):
             raise TypeError(f"f must be callable as f(t, y, p), got {type(f).__name__}")
+        if jac is not None and not callable(jac):
+            raise TypeError(
+                f"jac must be callable as jac(t, y, p) -> (n, n), got {type(jac).__name__}"
+            )
         y0t = _as_float_tensor("y0", y0)
         if y0t.ndim == 0:
             raise ValueError("y0 must have at least one dimension; use y0.reshape(1)")
@@ -120,10 +197,16 @@ class ODEProblem(AbstractProblem):
                 raise TypeError(f"p has dtype {p.dtype} but y0 has {y0t.dtype}; use p.to(y0.dtype)")
             if p.device != y0t.device:
                 raise ValueError(f"p is on {p.device} but y0 is on {y0t.device}; move it")
+        n = int(y0t[0].numel()) if batched else int(y0t.numel())
+        mass = None if mass_matrix is None else _mass_matrix(mass_matrix, n, y0t)
+        proto = None if jac_prototype is None else _sparsity_pattern(jac_prototype, n, y0t)
         object.__setattr__(self, "f", f)
         object.__setattr__(self, "y0", y0t)
         object.__setattr__(self, "tspan", (t0, t1))
         object.__setattr__(self, "p", p)
+        object.__setattr__(self, "jac", jac)
+        object.__setattr__(self, "mass_matrix", mass)
+        object.__setattr__(self, "jac_prototype", proto)
         object.__setattr__(self, "batched", batched)
 
     @property
@@ -146,9 +229,25 @@ class ODEProblem(AbstractProblem):
         """Device of the state."""
         return self.y0.device
 
+    @property
+    def n(self) -> int:
+        """Number of state components of one problem (the flattened state size)."""
+        return int(np.prod(self.state_shape))
+
     def remake(self, **changes: Any) -> ODEProblem:
-        """A copy with some of ``f``, ``y0``, ``tspan``, ``p`` replaced (validated again)."""
-        args = {"f": self.f, "y0": self.y0, "tspan": self.tspan, "p": self.p}
+        """A copy with some fields replaced (validated again).
+
+        Fields: ``f``, ``y0``, ``tspan``, ``p``, ``jac``, ``mass_matrix``, ``jac_prototype``.
+        """
+        args = {
+            "f": self.f,
+            "y0": self.y0,
+            "tspan": self.tspan,
+            "p": self.p,
+            "jac": self.jac,
+            "mass_matrix": self.mass_matrix,
+            "jac_prototype": self.jac_prototype,
+        }
         unknown = set(changes) - set(args)
         if unknown:
             raise TypeError(f"remake() got unknown fields {sorted(unknown)}; use {list(args)}")
