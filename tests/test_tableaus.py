@@ -165,7 +165,7 @@ def test_metadata() -> None:
         assert got == expected[tab.name], tab.name
         assert tab.source
     assert TSIT5.stiffness_stages == (5, 6) and DP5.stiffness_stages == (5, 6)
-    assert VERN7.stiffness_stages is None and BS3.stiffness_stages is None
+    assert VERN7.stiffness_stages == (8, 9) and BS3.stiffness_stages is None
     assert VERN7.extra_c == (1.0, 0.29, 0.125, 0.25, 0.53, 0.79)
 
 

@@ -30,6 +30,9 @@ class ReturnCode(enum.IntEnum):
     """The step size fell below ``dtmin``: the problem is likely stiff or singular there."""
     Unstable = 4
     """The state became non-finite (NaN or Inf)."""
+    ConvergenceFailure = 5
+    """An implicit solver could not solve its step equations (a singular iteration matrix
+    or a diverging Newton iteration) even after shrinking the step below ``dtmin``."""
 
     def __str__(self) -> str:
         return f"ReturnCode.{self.name}"
@@ -56,6 +59,12 @@ class Stats:
         nlu: LU factorizations (0 for explicit methods).
         ncalls: calls of ``f`` on the whole batch (the cost of the batched solve; equals
             ``nf`` for one problem).
+        nnonliniter: Newton iterations (ESDIRK and BDF methods; ``None`` otherwise).
+        switches: method switches of an automatic stiffness-switching solver such as
+            ``AutoTsit5(Rodas5P())`` (``None`` otherwise).
+
+    ``nf`` counts evaluations of ``f`` made by the steps and by finite-difference
+    Jacobians; Jacobians from ``torch.func`` or from ``jac`` are counted in ``njac`` only.
     """
 
     nf: Tensor
@@ -64,15 +73,22 @@ class Stats:
     njac: Tensor
     nlu: Tensor
     ncalls: int
+    nnonliniter: Tensor | None = None
+    switches: Tensor | None = None
 
     def __repr__(self) -> str:
         def fmt(x: Tensor) -> str:
             return str(int(x)) if x.numel() == 1 else str(x.tolist())
 
+        extra = ""
+        if self.nnonliniter is not None:
+            extra += f", nnonliniter={fmt(self.nnonliniter)}"
+        if self.switches is not None:
+            extra += f", switches={fmt(self.switches)}"
         return (
             f"Stats(nf={fmt(self.nf)}, naccept={fmt(self.naccept)}, "
             f"nreject={fmt(self.nreject)}, njac={fmt(self.njac)}, nlu={fmt(self.nlu)}, "
-            f"ncalls={self.ncalls})"
+            f"ncalls={self.ncalls}{extra})"
         )
 
 

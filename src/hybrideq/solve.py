@@ -14,7 +14,7 @@ from hybrideq.engines.torch import SolveOptions, solve_ode
 from hybrideq.problems import ODEProblem
 from hybrideq.sensitivity import AbstractSensitivityAlgorithm
 from hybrideq.solution import Solution
-from hybrideq.solvers import AbstractExplicitRK, AbstractSolver
+from hybrideq.solvers import AbstractODESolver, AbstractSolver
 
 __all__ = ["solve"]
 
@@ -194,7 +194,7 @@ def solve(
             f"sensealg must be e.g. InterpolatingAdjoint() (an instance), got {sensealg!r}"
         )
     resolve_engine(prob, solver, engine)
-    if not isinstance(solver, AbstractExplicitRK):
+    if not isinstance(solver, AbstractODESolver):
         raise ValueError(f"{solver.name} cannot solve an ODEProblem on the torch engine")
     batch = prob.batch_size
     rt = _tolerance("rtol", rtol, prob)

@@ -7,9 +7,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from hybrideq.tableaus import ExplicitRKTableau
+    from hybrideq.tableaus import DIRKTableau, ExplicitRKTableau, RosenbrockTableau
 
-__all__ = ["AbstractExplicitRK", "AbstractODESolver", "AbstractSolver"]
+__all__ = [
+    "AbstractDIRK",
+    "AbstractExplicitRK",
+    "AbstractImplicitSolver",
+    "AbstractODESolver",
+    "AbstractRosenbrock",
+    "AbstractSolver",
+]
 
 
 @dataclass(frozen=True)
@@ -45,4 +52,51 @@ class AbstractExplicitRK(AbstractODESolver):
     @property
     @abc.abstractmethod
     def tableau(self) -> ExplicitRKTableau:
+        """The method's coefficients."""
+
+
+@dataclass(frozen=True)
+class AbstractImplicitSolver(AbstractODESolver):
+    """A stiff solver: it needs the Jacobian ``∂f/∂y`` and solves linear systems.
+
+    Options:
+        autodiff: compute Jacobians with ``torch.func`` forward mode (``True``, the
+            default) or by finite differences (``False``). A ``jac`` given to the
+            :class:`~hybrideq.ODEProblem` is always used first.
+    """
+
+    autodiff: bool = True
+    is_implicit: ClassVar[bool] = True
+    supports_mass_matrix: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class AbstractRosenbrock(AbstractImplicitSolver):
+    """A Rosenbrock (linearly implicit Runge–Kutta) method: one LU per step, no Newton."""
+
+    supports_mass_matrix: ClassVar[bool] = True
+
+    @property
+    @abc.abstractmethod
+    def tableau(self) -> RosenbrockTableau:
+        """The method's coefficients."""
+
+
+@dataclass(frozen=True)
+class AbstractDIRK(AbstractImplicitSolver):
+    """A diagonally implicit Runge–Kutta method solved by simplified Newton iterations.
+
+    Options (besides ``autodiff``):
+        max_newton: Newton iterations per stage before the step is declared failed.
+        kappa: the Newton iteration stops when the estimated error of the iterate,
+            ``η ‖Δz‖`` with ``η = θ/(1 − θ)`` (``θ`` the observed contraction rate), is
+            below ``kappa`` (in units of the error tolerance), as in OrdinaryDiffEq.jl.
+    """
+
+    max_newton: int = 10
+    kappa: float = 0.01
+
+    @property
+    @abc.abstractmethod
+    def tableau(self) -> DIRKTableau:
         """The method's coefficients."""

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+from hybrideq.tableaus._dirk import DIRKTableau
 from hybrideq.tableaus._explicit_rk import ExplicitRKTableau
+from hybrideq.tableaus._rosenbrock import RosenbrockTableau
 from hybrideq.tableaus.bs3 import BS3
 from hybrideq.tableaus.classic import EULER, RK4
+from hybrideq.tableaus.dirk import KENCARP4, KVAERNO5, TRBDF2
 from hybrideq.tableaus.dp5 import DP5
+from hybrideq.tableaus.rosenbrock import RODAS4, RODAS5P, ROSENBROCK23
 from hybrideq.tableaus.tsit5 import TSIT5
 from hybrideq.tableaus.vern7 import VERN7
 
-__all__ = ["BS3", "DP5", "EULER", "RK4", "TSIT5", "VERN7", "ExplicitRKTableau"]
+__all__ = [
+    "BS3",
+    "DP5",
+    "EULER",
+    "KENCARP4",
+    "KVAERNO5",
+    "RK4",
+    "RODAS4",
+    "RODAS5P",
+    "ROSENBROCK23",
+    "TRBDF2",
+    "TSIT5",
+    "VERN7",
+    "DIRKTableau",
+    "ExplicitRKTableau",
+    "RosenbrockTableau",
+]

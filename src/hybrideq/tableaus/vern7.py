@@ -36,9 +36,9 @@ b211787f7b18d3c5391121bd8c9e2d5fee54efee; the file last changed in 3174402cec61)
   published, not a copying error; its effect, about ``3e-7 h^7``, is far below the ``h^8``
   terms for any usable step;
 - ``stability_size``: ``alg_stability_size(alg::Vern7) = 4.64``, ``alg_utils.jl`` line 13;
-- ``stiffness_stages``: ``None`` here, although OrdinaryDiffEq's ``Vern7`` does estimate
-  stiffness from ``(k10 − k9)/(g10 − g9)`` (both at ``c = 1``; ``verner_rk_perform_step.jl``
-  lines 287–290), which would be ``(8, 9)`` in our 0-based convention.
+- ``stiffness_stages``: ``(8, 9)``: OrdinaryDiffEq's ``Vern7`` estimates stiffness from
+  ``(k10 − k9)/(g10 − g9)`` (both at ``c = 1``; ``verner_rk_perform_step.jl`` lines
+  287–290), stages 9 and 10 in 1-based numbering.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ VERN7: ExplicitRKTableau = ExplicitRKTableau(
     dense_order=7,
     extra_c=_EXTRA_C,
     extra_a=_EXTRA_A,
-    stiffness_stages=None,
+    stiffness_stages=(8, 9),
     stability_size=4.64,
     source=(
         "J. H. Verner, Numer. Algorithms 53 (2010) 383-396; SciML/OrdinaryDiffEq.jl "

@@ -20,12 +20,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hybrideq.engines.torch._controller import PIController
-from hybrideq.engines.torch._loop import LoopOptions, LoopResult, run_loop
+from hybrideq.engines.torch._jacobian import JacobianProvider
+from hybrideq.engines.torch._loop import LoopOptions, LoopResult
+from hybrideq.engines.torch._methods import JacFn, MethodRunner
 from hybrideq.engines.torch._rhs import AdjointRHS, UserRHS
 from hybrideq.sensitivity import BacksolveAdjoint, InterpolatingAdjoint
 from hybrideq.solution import AdjointStats, ReturnCode
-from hybrideq.tableaus import ExplicitRKTableau
 
 __all__ = ["adjoint_solve"]
 
@@ -51,19 +51,21 @@ class _AdjointRunner:
     def __init__(
         self,
         user: UserRHS,
-        tableau: ExplicitRKTableau,
+        method: MethodRunner,
         t0: Tensor,
         t1: Tensor,
         opts: LoopOptions,
-        controller: PIController,
         params: list[Tensor],
         sensealg: BacksolveAdjoint | InterpolatingAdjoint,
         y0: Tensor,
+        problem_jac: JacFn | None = None,
+        autodiff: bool = True,
     ) -> None:
-        self.user, self.tableau = user, tableau
+        self.user, self.method = user, method
         self.y0 = y0.detach()
         self.t0, self.t1 = t0, t1
-        self.opts, self.controller = opts, controller
+        self.opts = opts
+        self.problem_jac, self.autodiff = problem_jac, autodiff
         self.params = params
         self.sensealg = sensealg
         self.result: LoopResult | None = None
@@ -75,16 +77,24 @@ class _AdjointRunner:
         sa = self.sensealg
         if isinstance(sa, InterpolatingAdjoint) and not sa.checkpointing:
             opts = dataclasses.replace(opts, dense=True)  # the backward pass reads y(t) here
-        return run_loop(
-            self.user,
-            self.tableau,
-            y0,
-            self.t0,
-            self.t1,
-            opts,
-            self.controller,
-            lambda: self.user.ncalls,
+        return self.method.run(
+            self.user, y0, self.t0, self.t1, opts, lambda: self.user.ncalls, use_problem_jac=True
         )
+
+    def _adjoint_jacobian(self, state_from: Any) -> JacFn | None:
+        """``∂(−aᵀ ∂f/∂y)ᵀ/∂a = −J_f(t, y(t))ᵀ`` for an implicit method's backward solve."""
+        if not self.method.is_implicit:
+            return None
+        n = self.y0.shape[1]
+        provider = JacobianProvider(self.user, n, self.problem_jac, self.autodiff, need_ft=False)
+
+        def jac(t: Tensor, a: Tensor) -> Tensor:
+            y = state_from(t)
+            with torch.no_grad():
+                j, _ = provider(t, y)
+            return -j.transpose(1, 2)
+
+        return jac
 
     def _tolerances(self, like: Tensor, widen: bool) -> tuple[Tensor, Tensor]:
         sa, opts = self.sensealg, self.opts
@@ -171,12 +181,14 @@ class _AdjointRunner:
                 return dense.at(torch.minimum(torch.maximum(t, lo), hi)[:, None])[:, 0]
 
             rhs = AdjointRHS(self.user, self.params, n, state_from=state_from)
+            adj_jac = self._adjoint_jacobian(state_from)
             z0 = a0
 
             def jump(k: Tensor, mask: Tensor, z: Tensor) -> Tensor:
                 return z + take(rev_g, k)
         else:
             rhs = AdjointRHS(self.user, self.params, n)
+            adj_jac = None
             z0 = torch.cat([y_hi, a0], 1)
 
             def jump(k: Tensor, mask: Tensor, z: Tensor) -> Tensor:
@@ -188,7 +200,7 @@ class _AdjointRunner:
             tstop_start=start,
             on_tstop=jump,
         )
-        back = run_loop(rhs, self.tableau, z0, t_hi, self.t0, bopts, self.controller, lambda: 0)
+        back = self.method.run(rhs, z0, t_hi, self.t0, bopts, lambda: 0, jac=adj_jac)
         self._count(back)
         a = back.y_final[:, -n:]
         # A save at t0 itself: its jump comes after the last step.
@@ -258,15 +270,14 @@ class _AdjointRunner:
             if bool((t_hi == t_lo).all()):
                 continue
             y_lo = ys[:, k - 1] if k > 0 else self.y0
-            fwd = run_loop(
+            fwd = self.method.run(
                 self.user,
-                self.tableau,
                 y_lo,
                 t_lo,
                 t_hi,
                 fwd_opts,
-                self.controller,
                 lambda: self.user.ncalls,
+                use_problem_jac=True,
             )
             dense = fwd.dense
             lo, hi = torch.minimum(t_lo, t_hi), torch.maximum(t_lo, t_hi)
@@ -286,7 +297,8 @@ class _AdjointRunner:
             rhs = AdjointRHS(self.user, self.params, n, state_from=state_from)
             bopts = self._backward_options(rhs, rtol, atol)
             self._count(fwd)
-            back = run_loop(rhs, self.tableau, a, t_hi, t_lo, bopts, self.controller, lambda: 0)
+            adj_jac = self._adjoint_jacobian(state_from)
+            back = self.method.run(rhs, a, t_hi, t_lo, bopts, lambda: 0, jac=adj_jac)
             self._count(back)
             a = back.y_final
             if back.quadrature is not None:
@@ -296,21 +308,22 @@ class _AdjointRunner:
 
 def adjoint_solve(
     user: UserRHS,
-    tableau: ExplicitRKTableau,
+    method: MethodRunner,
     y0: Tensor,
     t0: Tensor,
     t1: Tensor,
     opts: LoopOptions,
-    controller: PIController,
     params: list[Tensor],
     sensealg: BacksolveAdjoint | InterpolatingAdjoint,
+    problem_jac: JacFn | None = None,
+    autodiff: bool = True,
 ) -> tuple[LoopResult, Tensor, AdjointStats]:
     """Solve forwards without a graph; gradients of the saved states come from an adjoint.
 
     Returns the loop result, the saved states ``(batch, T, n)`` attached to autograd, and
     the counters that the backward pass will fill in.
     """
-    runner = _AdjointRunner(user, tableau, t0, t1, opts, controller, params, sensealg, y0)
+    runner = _AdjointRunner(user, method, t0, t1, opts, params, sensealg, y0, problem_jac, autodiff)
     y_saved = _AdjointFunction.apply(runner, y0, *params)
     assert runner.result is not None
     return runner.result, y_saved, runner.stats

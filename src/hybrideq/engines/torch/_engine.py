@@ -14,7 +14,15 @@ from torch import Tensor, nn
 from hybrideq.engines.torch._adjoint import adjoint_solve
 from hybrideq.engines.torch._controller import PIController
 from hybrideq.engines.torch._interpolation import DenseOutput
-from hybrideq.engines.torch._loop import LoopOptions, run_loop
+from hybrideq.engines.torch._jacobian import user_jacobian
+from hybrideq.engines.torch._loop import LoopOptions
+from hybrideq.engines.torch._methods import (
+    CompositeRunner,
+    DIRKRunner,
+    ExplicitRunner,
+    MethodRunner,
+    RosenbrockRunner,
+)
 from hybrideq.engines.torch._rhs import UserRHS
 from hybrideq.problems import ODEProblem
 from hybrideq.sensitivity import (
@@ -24,7 +32,14 @@ from hybrideq.sensitivity import (
     InterpolatingAdjoint,
 )
 from hybrideq.solution import Heuristics, Solution, Stats
-from hybrideq.solvers import AbstractExplicitRK
+from hybrideq.solvers import (
+    AbstractDIRK,
+    AbstractExplicitRK,
+    AbstractODESolver,
+    AbstractRosenbrock,
+)
+from hybrideq.solvers._base import AbstractImplicitSolver
+from hybrideq.solvers.composite import AbstractAutoSwitch
 
 __all__ = ["SolveOptions", "gradient_parameters", "solve_ode"]
 
@@ -121,15 +136,66 @@ class _Progress:
         self.bar.close()
 
 
-def solve_ode(prob: ODEProblem, solver: AbstractExplicitRK, opts: SolveOptions) -> Solution:
-    """Integrate ``prob`` with an explicit Runge–Kutta method on the torch engine."""
-    tab = solver.tableau
+def make_runner(prob: ODEProblem, solver: AbstractODESolver) -> MethodRunner:
+    """The loop and stepper that run ``solver`` on ``prob``'s kind of right-hand side."""
+    if isinstance(solver, AbstractAutoSwitch):
+        if prob.mass_matrix is not None:
+            raise ValueError(
+                f"{solver.name} cannot take a mass_matrix (its explicit part cannot); use "
+                f"{solver.stiff_alg.name}() directly"
+            )
+        stiff = make_runner(prob, solver.stiff_alg)
+        assert isinstance(stiff, (RosenbrockRunner, DIRKRunner))
+        return CompositeRunner(solver.nonstiff_tableau, stiff, solver.switch_options())
+    if isinstance(solver, AbstractExplicitRK):
+        tab = solver.tableau
+        if prob.mass_matrix is not None:
+            raise ValueError(
+                f"{solver.name} is explicit and cannot take a mass_matrix; use a Rosenbrock "
+                "method such as Rodas5P(), or FBDF()"
+            )
+        return ExplicitRunner(tab, PIController.for_order(tab.order, solver.name))
+    if isinstance(solver, AbstractImplicitSolver):
+        if prob.mass_matrix is not None and not solver.supports_mass_matrix:
+            raise ValueError(
+                f"{solver.name} does not accept a mass_matrix; use a Rosenbrock method such "
+                "as Rodas5P() or FBDF()"
+            )
+        problem_jac = None
+        if prob.jac is not None:
+            problem_jac = user_jacobian(
+                prob.jac, prob.p, prob.batched, prob.state_shape, prob.n, prob.dtype
+            )
+        if isinstance(solver, AbstractRosenbrock):
+            tab = solver.tableau
+            return RosenbrockRunner(
+                tab,
+                PIController.for_order(tab.order, solver.name),
+                solver.autodiff,
+                problem_jac,
+                prob.mass_matrix,
+            )
+        if isinstance(solver, AbstractDIRK):
+            tab = solver.tableau
+            return DIRKRunner(
+                tab,
+                PIController.for_order(tab.order, solver.name),
+                solver.autodiff,
+                problem_jac,
+                solver.max_newton,
+                solver.kappa,
+            )
+    raise ValueError(f"{solver.name} cannot solve an ODEProblem on the torch engine")
+
+
+def solve_ode(prob: ODEProblem, solver: AbstractODESolver, opts: SolveOptions) -> Solution:
+    """Integrate ``prob`` with ``solver`` on the torch engine."""
     batch = prob.batch_size
     y0 = prob.y0.reshape(batch, -1)
     t0 = prob.tspan[0].expand(batch).contiguous()
     t1 = prob.tspan[1].expand(batch).contiguous()
     user = UserRHS(prob.f, prob.p, prob.batched, prob.state_shape, prob.dtype, prob.device)
-    controller = PIController.for_order(tab.order, solver.name)
+    runner = make_runner(prob, solver)
     bar = _Progress() if opts.progress else None
     loop_opts = LoopOptions(
         adaptive=opts.adaptive,
@@ -154,8 +220,23 @@ def solve_ode(prob: ODEProblem, solver: AbstractExplicitRK, opts: SolveOptions) 
     try:
         if wants_grad and isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint)):
             _warn_adjoint_pitfalls(prob, params, opts.heuristics, sensealg)
+            if prob.mass_matrix is not None:
+                raise ValueError(
+                    f"{type(sensealg).__name__} does not support a mass_matrix yet; use "
+                    "sensealg=DirectBackprop() for problems with a mass matrix"
+                )
+            problem_jac = getattr(runner, "problem_jac", None)
             res, y_saved, adj_stats = adjoint_solve(
-                user, tab, y0, t0, t1, loop_opts, controller, params, sensealg
+                user,
+                runner,
+                y0,
+                t0,
+                t1,
+                loop_opts,
+                params,
+                sensealg,
+                problem_jac,
+                getattr(solver, "autodiff", True),
             )
         else:
             if sensealg is not None and not isinstance(
@@ -165,7 +246,7 @@ def solve_ode(prob: ODEProblem, solver: AbstractExplicitRK, opts: SolveOptions) 
                     f"sensealg {type(sensealg).__name__} is not supported by the torch engine; "
                     "use DirectBackprop(), BacksolveAdjoint() or InterpolatingAdjoint()"
                 )
-            res = run_loop(user, tab, y0, t0, t1, loop_opts, controller, lambda: user.ncalls)
+            res = runner.run(user, y0, t0, t1, loop_opts, lambda: user.ncalls, use_problem_jac=True)
             y_saved = res.y
     finally:
         if bar is not None:
@@ -191,9 +272,11 @@ def solve_ode(prob: ODEProblem, solver: AbstractExplicitRK, opts: SolveOptions) 
             accepted=h["accepted"],
             eest=h["eest"],
             eigen_est=h["eigen_est"],
-            stability_size=tab.stability_size,
+            stability_size=runner.stability_size,
         )
     zeros = torch.zeros_like(res.nf)
+    njac = res.records.get("njac", zeros)
+    nlu = res.records.get("nlu", zeros)
 
     def per(x: Tensor) -> Tensor:
         return x if prob.batched else x[0]
@@ -202,8 +285,10 @@ def solve_ode(prob: ODEProblem, solver: AbstractExplicitRK, opts: SolveOptions) 
         nf=per(res.nf),
         naccept=per(res.naccept),
         nreject=per(res.nreject),
-        njac=per(zeros),
-        nlu=per(zeros),
+        njac=per(njac),
+        nlu=per(nlu),
+        nnonliniter=per(res.records["nnewton"]) if "nnewton" in res.records else None,
+        switches=per(res.records["switches"]) if "switches" in res.records else None,
         ncalls=res.ncalls,
     )
     return Solution(

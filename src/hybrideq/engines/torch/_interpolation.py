@@ -40,6 +40,26 @@ class InterpolationScheme:
             scheme = cls._schemes[id(tableau)] = cls(tableau)
         return scheme
 
+    @classmethod
+    def polynomial(cls, key: str, rows: tuple[tuple[float, ...], ...]) -> InterpolationScheme:
+        """A scheme whose vectors ``V_j`` the stepper computes itself (cached by ``key``).
+
+        ``rows[j]`` holds the coefficients of ``P_j(θ) = Σ_m rows[j][m] θ^(m+1)``; with
+        ``key="hermite"`` and ``rows=()`` it is the cubic Hermite scheme.
+        """
+        cache_key = hash(("poly", key))
+        scheme = cls._schemes.get(cache_key)
+        if scheme is None:
+            scheme = cls.__new__(cls)
+            scheme.hermite = not rows
+            scheme.stage_index = ()
+            scheme.needs_extras = False
+            scheme.coeffs = rows if rows else _HERMITE
+            scheme.degree = max(len(r) for r in scheme.coeffs)
+            scheme._cache = {}
+            cls._schemes[cache_key] = scheme
+        return scheme
+
     def __init__(self, tableau: ExplicitRKTableau) -> None:
         self.hermite = tableau.dense is None
         if self.hermite:

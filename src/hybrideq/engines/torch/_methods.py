@@ -1,0 +1,255 @@
+"""Method runners: one object per solver family that runs the right loop for a right-hand side.
+
+The engine and the adjoints integrate several right-hand sides with the user's solver
+(the problem itself, the adjoint system, checkpointed re-solves). A runner hides which
+loop and which stepper that takes:
+
+- :class:`ExplicitRunner`: the explicit Runge–Kutta loop with the method's tableau;
+- :class:`RosenbrockRunner`, :class:`DIRKRunner`: the implicit loop with a stepper that
+  owns a :class:`~._jacobian.JacobianProvider` for that right-hand side.
+
+``jac`` passed to :meth:`run` overrides how the Jacobian of that right-hand side is
+formed (the interpolating adjoint passes ``−J_fᵀ`` built from the forward problem's
+Jacobian; with ``jac=None`` the problem's own ``jac`` is used for the problem's
+right-hand side, and automatic or finite-difference Jacobians otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from hybrideq.engines.torch._composite import CompositeStepper, ExplicitRKStepper
+from hybrideq.engines.torch._controller import PIController
+from hybrideq.engines.torch._dirk import DIRKStepper
+from hybrideq.engines.torch._implicit_loop import run_implicit_loop
+from hybrideq.engines.torch._jacobian import JacobianProvider
+from hybrideq.engines.torch._loop import RHS, LoopOptions, LoopResult, run_loop
+from hybrideq.engines.torch._rosenbrock import RosenbrockStepper
+from hybrideq.tableaus import ExplicitRKTableau
+
+__all__ = ["CompositeRunner", "DIRKRunner", "ExplicitRunner", "MethodRunner", "RosenbrockRunner"]
+
+JacFn = Callable[[Tensor, Tensor], Tensor]
+
+
+class MethodRunner(Protocol):
+    """Runs one solve of ``rhs`` with a fixed method."""
+
+    order: int
+    stability_size: float | None
+    is_implicit: bool
+
+    def run(
+        self,
+        rhs: RHS,
+        y0: Tensor,
+        t0: Tensor,
+        t1: Tensor,
+        opts: LoopOptions,
+        ncalls: Callable[[], int],
+        jac: JacFn | None = None,
+        use_problem_jac: bool = False,
+    ) -> LoopResult: ...
+
+
+class ExplicitRunner:
+    """An explicit Runge–Kutta method."""
+
+    is_implicit = False
+
+    def __init__(self, tableau: ExplicitRKTableau, controller: PIController) -> None:
+        self.tableau = tableau
+        self.controller = controller
+        self.order = tableau.order
+        self.stability_size = tableau.stability_size
+
+    def run(
+        self,
+        rhs: RHS,
+        y0: Tensor,
+        t0: Tensor,
+        t1: Tensor,
+        opts: LoopOptions,
+        ncalls: Callable[[], int],
+        jac: JacFn | None = None,
+        use_problem_jac: bool = False,
+    ) -> LoopResult:
+        return run_loop(rhs, self.tableau, y0, t0, t1, opts, self.controller, ncalls)
+
+
+class RosenbrockRunner:
+    """A Rosenbrock method (one Jacobian and one LU per step)."""
+
+    is_implicit = True
+    stability_size = None
+
+    def __init__(
+        self,
+        tableau: Any,
+        controller: PIController,
+        autodiff: bool,
+        problem_jac: JacFn | None,
+        mass: Tensor | None,
+    ) -> None:
+        self.tableau = tableau
+        self.controller = controller
+        self.autodiff = autodiff
+        self.problem_jac = problem_jac
+        self.mass = mass
+        self.order = int(tableau.order)
+
+    def stepper(
+        self,
+        rhs: RHS,
+        y0: Tensor,
+        opts: LoopOptions,
+        jac: JacFn | None = None,
+        use_problem_jac: bool = False,
+    ) -> RosenbrockStepper:
+        """A fresh stepper for ``rhs``."""
+        batch, n = y0.shape
+        j = jac if jac is not None else (self.problem_jac if use_problem_jac else None)
+        # Right-hand sides other than the problem's (the adjoint's) call autograd inside:
+        # forward-mode tracing does not go through them, finite differences do.
+        autodiff = self.autodiff and use_problem_jac
+        provider = JacobianProvider(rhs, n, j, autodiff, need_ft=True)
+        mass = self.mass if use_problem_jac else None
+        return RosenbrockStepper(self.tableau, rhs, provider, mass, batch, y0.dtype, y0.device)
+
+    def run(
+        self,
+        rhs: RHS,
+        y0: Tensor,
+        t0: Tensor,
+        t1: Tensor,
+        opts: LoopOptions,
+        ncalls: Callable[[], int],
+        jac: JacFn | None = None,
+        use_problem_jac: bool = False,
+    ) -> LoopResult:
+        stepper = self.stepper(rhs, y0, opts, jac, use_problem_jac)
+        return run_implicit_loop(rhs, stepper, y0, t0, t1, opts, self.controller, ncalls)
+
+
+class DIRKRunner:
+    """An (E)SDIRK method with simplified Newton iterations and Jacobian/LU reuse."""
+
+    is_implicit = True
+    stability_size = None
+
+    def __init__(
+        self,
+        tableau: Any,
+        controller: PIController,
+        autodiff: bool,
+        problem_jac: JacFn | None,
+        max_newton: int,
+        kappa: float,
+    ) -> None:
+        self.tableau = tableau
+        self.controller = controller
+        self.autodiff = autodiff
+        self.problem_jac = problem_jac
+        self.max_newton, self.kappa = max_newton, kappa
+        self.order = int(tableau.order)
+
+    def run(
+        self,
+        rhs: RHS,
+        y0: Tensor,
+        t0: Tensor,
+        t1: Tensor,
+        opts: LoopOptions,
+        ncalls: Callable[[], int],
+        jac: JacFn | None = None,
+        use_problem_jac: bool = False,
+    ) -> LoopResult:
+        stepper = self.stepper(rhs, y0, opts, jac, use_problem_jac)
+        return run_implicit_loop(rhs, stepper, y0, t0, t1, opts, self.controller, ncalls)
+
+    def stepper(
+        self,
+        rhs: RHS,
+        y0: Tensor,
+        opts: LoopOptions,
+        jac: JacFn | None = None,
+        use_problem_jac: bool = False,
+    ) -> DIRKStepper:
+        """A fresh stepper for ``rhs``."""
+        batch, n = y0.shape
+        j = jac if jac is not None else (self.problem_jac if use_problem_jac else None)
+        autodiff = self.autodiff and use_problem_jac
+        provider = JacobianProvider(rhs, n, j, autodiff, need_ft=False)
+        return DIRKStepper(
+            self.tableau,
+            rhs,
+            provider,
+            opts.rtol,
+            opts.atol,
+            self.max_newton,
+            self.kappa,
+            batch,
+            y0.dtype,
+            y0.device,
+        )
+
+
+class CompositeRunner:
+    """Automatic switching between an explicit and a stiff method, per sample."""
+
+    is_implicit = True
+
+    def __init__(
+        self,
+        nonstiff: ExplicitRKTableau,
+        stiff: RosenbrockRunner | DIRKRunner,
+        options: dict[str, Any],
+    ) -> None:
+        if nonstiff.stability_size is None or nonstiff.stiffness_stages is None:
+            raise ValueError(f"{nonstiff.name} has no stiffness estimate to switch on")
+        self.tableau = nonstiff
+        self.stiff = stiff
+        self.options = options
+        self.order = nonstiff.order
+        self.stability_size: float | None = nonstiff.stability_size
+        self.problem_jac = stiff.problem_jac
+        self.controller = PIController.for_order(nonstiff.order, nonstiff.name)
+
+    def run(
+        self,
+        rhs: RHS,
+        y0: Tensor,
+        t0: Tensor,
+        t1: Tensor,
+        opts: LoopOptions,
+        ncalls: Callable[[], int],
+        jac: JacFn | None = None,
+        use_problem_jac: bool = False,
+    ) -> LoopResult:
+        assert self.stability_size is not None
+        stiff = self.stiff.stepper(rhs, y0, opts, jac, use_problem_jac)
+        stepper = CompositeStepper(
+            ExplicitRKStepper(self.tableau, rhs),
+            stiff,
+            self.stability_size,
+            self.controller,
+            self.stiff.controller,
+            y0.shape[0],
+            y0.dtype,
+            y0.device,
+            **self.options,
+        )
+        res = run_implicit_loop(rhs, stepper, y0, t0, t1, opts, self.controller, ncalls)
+        res.records["switches"] = stepper.switched
+        res.records["stiff_at_end"] = stepper.is_stiff
+        return res
+
+
+def zero_like_counts(res: LoopResult) -> tuple[Tensor, Tensor]:
+    """``njac`` and ``nlu`` of a result (zeros for explicit methods)."""
+    zeros = torch.zeros_like(res.nf)
+    return res.records.get("njac", zeros), res.records.get("nlu", zeros)
