@@ -224,6 +224,16 @@ def test_saveat_t1_is_the_last_step_value() -> None:
     )
 
 
+def test_plain_number_times_keep_float64() -> None:
+    """saveat lists and sol(t) numbers are read in the state's dtype, never via float32."""
+    prob = hq.ODEProblem(decay, torch.ones(1, dtype=F64), (0.0, 321.8122))
+    sol = hq.solve(prob, hq.Tsit5(), saveat=[100.3, 321.8122])
+    assert float(sol.t[-1]) == 321.8122 and float(sol.t[0]) == 100.3
+    dense = hq.solve(prob, hq.Tsit5(), rtol=1e-10, atol=1e-12)
+    assert float(dense(0.37)[0]) == pytest.approx(math.exp(-0.37), rel=1e-9)
+    assert dense([0.37]).dtype == F64
+
+
 @pytest.mark.parametrize("solver", ADAPTIVE, ids=lambda s: s.name)
 def test_backward_span(solver: hq.AbstractSolver) -> None:
     """From ``t = 2`` back to ``t = 0``: ``y(t) = y(2) e^{2 − t}``."""

@@ -231,7 +231,9 @@ class Solution:
                 "this solution has no dense output: solve with dense=True "
                 "(the default only when saveat is not given) to evaluate sol(t)"
             )
-        return self.interpolant(torch.as_tensor(t))
+        if not isinstance(t, Tensor):  # numbers and lists in the solution's dtype, not float32
+            t = torch.as_tensor(t, dtype=self.t.dtype, device=self.t.device)
+        return self.interpolant(t)
 
     def __repr__(self) -> str:
         rc = self.retcode

@@ -51,7 +51,13 @@ def _saveat(x: Any, prob: ODEProblem) -> tuple[Tensor, bool]:
             "saveat must be a sequence of times; to save at a fixed interval pass "
             "torch.arange(t0, t1 + dt/2, dt)"
         )
-    s = torch.as_tensor(x, device=prob.device)
+    # Lists and numbers take the problem's dtype directly (a float32 detour would round
+    # e.g. 321.8122 to 321.81219482…).
+    s = (
+        torch.as_tensor(x, device=prob.device)
+        if isinstance(x, Tensor)
+        else torch.as_tensor(x, dtype=prob.dtype, device=prob.device)
+    )
     if isinstance(x, Tensor):
         if x.dtype != prob.dtype:
             raise TypeError(
