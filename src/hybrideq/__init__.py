@@ -10,8 +10,17 @@ Example:
     <ReturnCode.Success: 1>
 """
 
-from hybrideq import library, nn
+from hybrideq import library, nn, plotting
 from hybrideq._version import __version__
+from hybrideq._workprecision import (
+    Contender,
+    RunResult,
+    WorkPrecision,
+    WorkPrecisionRow,
+    diffrax_contender,
+    scipy_contender,
+    workprecision,
+)
 from hybrideq.problems import AbstractProblem, ODEProblem
 from hybrideq.sensitivity import (
     AbstractSensitivityAlgorithm,
@@ -63,6 +72,7 @@ __all__ = [
     "AutoTsit5",
     "AutoVern7",
     "BacksolveAdjoint",
+    "Contender",
     "DirectBackprop",
     "Euler",
     "Heuristics",
@@ -74,12 +84,19 @@ __all__ = [
     "Rodas4",
     "Rodas5P",
     "Rosenbrock23",
+    "RunResult",
     "Solution",
     "Stats",
     "Tsit5",
     "Vern7",
+    "WorkPrecision",
+    "WorkPrecisionRow",
     "__version__",
+    "diffrax_contender",
     "library",
     "nn",
+    "plotting",
+    "scipy_contender",
     "solve",
+    "workprecision",
 ]

@@ -1,9 +1,11 @@
-"""The ``hybrideq`` command: ``version``, ``doctor`` and ``demo``.
+"""The ``hybrideq`` command: ``version``, ``doctor``, ``demo`` and ``bench stiff``.
 
 ``hybrideq version`` and ``hybrideq doctor`` report what is installed; neither starts Julia
 (juliacall is looked up with :func:`importlib.util.find_spec`, never imported). ``hybrideq
 demo`` trains a small neural ODE; its module is imported only when that command runs, so the
-other commands stay fast.
+other commands stay fast. ``hybrideq bench stiff`` runs work-precision studies of the stiff
+solvers on the stiff problems of :mod:`hybrideq.library` (:func:`hybrideq.workprecision`);
+it too imports torch only when it runs.
 
 Example:
     $ hybrideq version
@@ -53,6 +55,22 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 }
 
 JULIA_NOT_INSTALLED = "not installed — run `hybrideq julia install` (not yet available)"
+
+# `hybrideq bench stiff`: what runs by default (names as on `hybrideq` / `hybrideq.library`).
+STIFF_PROBLEMS: tuple[str, ...] = ("robertson", "hires", "pollution", "van_der_pol")
+STIFF_SOLVERS: tuple[str, ...] = (
+    "Rosenbrock23",
+    "Rodas4",
+    "Rodas5P",
+    "TRBDF2",
+    "KenCarp4",
+    "Kvaerno5",
+    "QNDF",
+)
+STIFF_PEERS: tuple[str, ...] = ("scipy:BDF", "scipy:Radau", "scipy:LSODA")
+STIFF_TOLERANCES: tuple[float, ...] = (1e-4, 1e-6, 1e-8)
+STIFF_TOLERANCES_QUICK: tuple[float, ...] = (1e-4, 1e-6)
+NOT_AVAILABLE = "not available in this version"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -201,6 +219,189 @@ def _run_demo(demo_argv: list[str]) -> int:
     return result if isinstance(result, int) else 0
 
 
+def _name_list(text: str) -> list[str]:
+    """``"a,b, c"`` → ``["a", "b", "c"]`` (an empty string gives an empty list)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _float_list(text: str) -> list[float]:
+    """``"1e-4,1e-6"`` → ``[1e-4, 1e-6]``; anything else is a usage error."""
+    values: list[float] = []
+    for part in _name_list(text):
+        try:
+            value = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not a number; give tolerances like 1e-4,1e-6"
+            ) from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"tolerances must be positive, got {part}")
+        values.append(value)
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one tolerance, e.g. 1e-4,1e-6")
+    return values
+
+
+def _lookup_solver(hq: object, name: str) -> tuple[object | None, str]:
+    """The solver object called ``name`` on the ``hybrideq`` module, or ``None`` and why not."""
+    import inspect
+
+    from hybrideq.solvers import AbstractSolver
+
+    def is_solver(obj: object) -> bool:
+        return inspect.isclass(obj) and issubclass(obj, AbstractSolver)
+
+    cls = getattr(hq, name, None)
+    if not is_solver(cls):  # case-insensitive second chance: "rodas5p" finds Rodas5P
+        matches = [k for k in dir(hq) if k.lower() == name.lower() and is_solver(getattr(hq, k))]
+        cls = getattr(hq, matches[0]) if len(matches) == 1 else None
+    if cls is None:
+        return None, f"hybrideq has no solver {name}"
+    try:
+        return cls(), ""  # type: ignore[operator]
+    except Exception as exc:  # a solver that needs arguments
+        return None, f"{name}() failed: {type(exc).__name__}: {exc}"
+
+
+def _cmd_bench_stiff(args: argparse.Namespace) -> int:
+    """Run a work-precision study per stiff problem; print the tables, write the files."""
+    from pathlib import Path
+
+    hq = importlib.import_module("hybrideq")
+    wpm = importlib.import_module("hybrideq._workprecision")
+
+    problems = args.problems if args.problems is not None else list(STIFF_PROBLEMS)
+    solver_names = args.solvers if args.solvers is not None else list(STIFF_SOLVERS)
+    peers = args.peers if args.peers is not None else list(STIFF_PEERS)
+    quick = bool(args.quick)
+    tolerances = args.tolerances or list(STIFF_TOLERANCES_QUICK if quick else STIFF_TOLERANCES)
+    repeats = args.repeats if args.repeats is not None else (1 if quick else 3)
+    warmup = args.warmup if args.warmup is not None else 1
+    for peer in peers:
+        prefix, _, method = peer.partition(":")
+        if prefix == "scipy" and method in wpm.SCIPY_METHODS:
+            continue
+        if prefix == "diffrax" and method:
+            continue
+        print(
+            f"hybrideq bench stiff: error: unknown peer {peer!r}; use scipy:METHOD with "
+            f"METHOD one of {', '.join(wpm.SCIPY_METHODS)}",
+            file=sys.stderr,
+        )
+        return 2
+    if repeats < 1 or warmup < 0:
+        print("hybrideq bench stiff: error: --repeats must be >= 1, --warmup >= 0", file=sys.stderr)
+        return 2
+
+    out = Path(args.out)
+    print(
+        f"hybrideq {__version__}: stiff work-precision ({'quick' if quick else 'full'}): "
+        f"rtol {', '.join(f'{t:g}' for t in tolerances)}, atol = {args.atol_ratio:g}·rtol; "
+        f"median of {repeats} run(s) after {warmup} warm-up"
+    )
+    written: list[Path] = []
+    for name in problems:
+        print()
+        factory = getattr(hq.library, name, None)
+        if not callable(factory):
+            print(f"== {name}: {NOT_AVAILABLE} (hybrideq.library has no {name})")
+            continue
+        try:
+            problem = factory()
+        except Exception as exc:
+            print(f"== {name}: {NOT_AVAILABLE} ({name}() failed: {type(exc).__name__}: {exc})")
+            continue
+        contenders: list[object] = []
+        missing: list[tuple[str, str, str]] = []  # (name, retcode, message)
+        for solver_name in solver_names:
+            solver, why = _lookup_solver(hq, solver_name)
+            if solver is None:
+                missing.append((solver_name, NOT_AVAILABLE, why))
+            else:
+                contenders.append(solver)
+        for peer in peers:
+            if peer.startswith("diffrax:"):
+                missing.append(
+                    (
+                        peer,
+                        "not available from the command line",
+                        "diffrax needs the right-hand side in JAX; see benchmarks/w2_robertson.py",
+                    )
+                )
+            else:
+                contenders.append(peer)
+        reference = None
+        note = ""
+        lookup = getattr(hq.library, "reference", None)
+        if callable(lookup):
+            try:
+                reference = lookup(name)
+            except Exception as exc:  # no published reference for this problem
+                note = f"no library reference ({type(exc).__name__}: {exc})"
+            t_ref = getattr(reference, "t", None)
+            t_end = float(problem.tspan[1])
+            if isinstance(t_ref, (int, float)) and abs(t_ref - t_end) > 1e-9 * max(1.0, t_end):
+                note = (
+                    f"hybrideq.library.reference({name!r}) is at t={t_ref:g}, the problem ends "
+                    f"at t={t_end:g}: the reference is computed instead"
+                )
+                reference = None
+        rows = []
+        study = None
+        if contenders:
+            kwargs = {
+                "repeats": repeats,
+                "warmup": warmup,
+                "atol_ratio": args.atol_ratio,
+                "progress": bool(args.progress),
+                "title": f"{name} (n={problem.n}, t ∈ [{float(problem.tspan[0]):g}, "
+                f"{float(problem.tspan[1]):g}])",
+            }
+            try:
+                study = wpm.workprecision(
+                    problem, contenders, tolerances, reference=reference, **kwargs
+                )
+            except ValueError as exc:
+                if reference is None:
+                    raise
+                note = f"library reference not usable ({exc}); computed one instead"
+                study = wpm.workprecision(problem, contenders, tolerances, **kwargs)
+            rows = study.rows
+        unavailable = [
+            wpm.WorkPrecisionRow(solver=n, rtol=None, atol=None, retcode=code, message=why)
+            for n, code, why in missing
+        ]
+        if study is None:
+            study = wpm.WorkPrecision(
+                rows=[], title=name, warmup=warmup, repeats=repeats, reference="—"
+            )
+        study.rows = list(rows) + unavailable
+        print(f"== {study.table()}")
+        if note:
+            print(f"note: {note}")
+        stem = out / f"stiff_{name}"
+        written += [
+            study.to_csv(stem.with_suffix(".csv")),
+            study.to_json(stem.with_suffix(".json")),
+        ]
+        if args.plot and rows:
+            try:
+                import matplotlib
+
+                matplotlib.use("Agg")
+                ax = study.plot()
+                ax.figure.savefig(stem.with_suffix(".png"), dpi=120, bbox_inches="tight")
+                import matplotlib.pyplot as plt
+
+                plt.close(ax.figure)
+                written.append(stem.with_suffix(".png"))
+            except ImportError as exc:
+                print(f"   no plot: {exc}")
+    if written:
+        print("\nwritten: " + ", ".join(str(p) for p in written))
+    return 0
+
+
 # --------------------------------------------------------------------------- parser and entry
 
 
@@ -233,6 +434,68 @@ def build_parser() -> argparse.ArgumentParser:
         "dependency is missing or too old.",
     )
     doctor.set_defaults(handler=_cmd_doctor)
+
+    bench = commands.add_parser(
+        "bench",
+        help="benchmarks: `hybrideq bench stiff` (work-precision of the stiff solvers)",
+        description="Benchmarks that run from an installed hybrideq (the side-by-side "
+        "comparisons with other libraries live in the repository's benchmarks/).",
+    )
+    bench_commands = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+    stiff = bench_commands.add_parser(
+        "stiff",
+        help="work-precision of stiff solvers and scipy on the library's stiff problems",
+        description="Time every solver at every tolerance on each stiff problem of "
+        "hybrideq.library, measure its error against a reference (the library's published "
+        "one where it has it, else scipy Radau at rtol=1e-12) and print one table per "
+        "problem. A solver or problem that this version does not have is reported as "
+        f"'{NOT_AVAILABLE}'.",
+    )
+    stiff.add_argument(
+        "--problems",
+        type=_name_list,
+        metavar="NAMES",
+        help=f"comma-separated hybrideq.library problems (default: {','.join(STIFF_PROBLEMS)})",
+    )
+    stiff.add_argument(
+        "--solvers",
+        type=_name_list,
+        metavar="NAMES",
+        help=f"comma-separated hybrideq solvers (default: {','.join(STIFF_SOLVERS)})",
+    )
+    stiff.add_argument(
+        "--tolerances",
+        type=_float_list,
+        metavar="RTOLS",
+        help="comma-separated rtol values (default: 1e-4,1e-6,1e-8; --quick: 1e-4,1e-6)",
+    )
+    stiff.add_argument(
+        "--peers",
+        type=_name_list,
+        metavar="NAMES",
+        help=f"comma-separated peers, scipy:METHOD (default: {','.join(STIFF_PEERS)}; '' for none)",
+    )
+    stiff.add_argument(
+        "--atol-ratio",
+        type=float,
+        default=1e-3,
+        metavar="R",
+        help="atol = R·rtol (default: 1e-3)",
+    )
+    stiff.add_argument(
+        "--quick", action="store_true", help="two tolerances and one timed run (a smoke test)"
+    )
+    stiff.add_argument("--repeats", type=int, help="timed runs per solver and tolerance (3)")
+    stiff.add_argument("--warmup", type=int, help="untimed runs before them (1)")
+    stiff.add_argument(
+        "--out",
+        default="out/bench-stiff",
+        metavar="DIR",
+        help="folder for stiff_<problem>.csv/.json/.png (default: out/bench-stiff)",
+    )
+    stiff.add_argument("--plot", action="store_true", help="also draw stiff_<problem>.png")
+    stiff.add_argument("--progress", action="store_true", help="show a progress bar")
+    stiff.set_defaults(handler=_cmd_bench_stiff)
 
     # `demo` forwards everything after it to hybrideq.demo.main, which parses its own options.
     commands.add_parser(

@@ -22,7 +22,8 @@ def lorenz(
 
     Chaotic for the classic parameters; the workload W1 of BENCHMARKS.md. ``p`` is the
     tensor ``(σ, ρ, β)``; for a batch pass ``p`` of shape ``(batch, 3)`` through
-    :meth:`~hybrideq.ODEProblem.remake`.
+    :meth:`~hybrideq.ODEProblem.remake`. The problem carries the analytic Jacobian
+    ``[[−σ, σ, 0], [ρ − z, −1, −x], [y, x, −β]]`` as ``jac``.
 
     Example:
         >>> import hybrideq as hq
@@ -35,8 +36,15 @@ def lorenz(
         x, y, z = u[..., 0:1], u[..., 1:2], u[..., 2:3]
         return torch.cat([s * (y - x), x * (r - z) - y, x * y - b * z], -1)
 
+    def jac(t: Tensor, u: Tensor, p: Tensor) -> Tensor:
+        s, r, b = p[..., 0], p[..., 1], p[..., 2]
+        x, y, z = u[..., 0], u[..., 1], u[..., 2]
+        zero = u.new_zeros(torch.broadcast_shapes(u.shape[:-1], p.shape[:-1]))
+        rows: list[list[Tensor | float]] = [[-s, s, 0.0], [r - z, -1.0, -x], [y, x, -b]]
+        return torch.stack([torch.stack([zero + e for e in row], -1) for row in rows], -2)
+
     p = torch.tensor([sigma, rho, beta], dtype=dtype)
-    return ODEProblem(f, torch.tensor(y0, dtype=dtype), tspan, p)
+    return ODEProblem(f, torch.tensor(y0, dtype=dtype), tspan, p, jac=jac)
 
 
 def linear_system(a: Tensor, y0: Tensor, tspan: tuple[float, float] = (0.0, 1.0)) -> ODEProblem:

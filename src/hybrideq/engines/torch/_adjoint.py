@@ -161,13 +161,19 @@ class _AdjointRunner:
         y_hi = torch.where(last_ok[:, None], ys[:, -1], res.y_final)
         # Save times at or beyond the start (padded rows of per-step saves, saves a failed
         # sample never reached) jump at once; the stop pointer starts after them.
-        at_start = (ts - t_hi[:, None]) * direction[:, None] >= 0
-        a0 = (grad_y * at_start[..., None]).sum(1)
-        rev_t, rev_g, rev_y = ts.flip(1), grad_y.flip(1), ys.flip(1)
+        stop_t, stop_g = ts, grad_y
+        if interp and self.method.is_implicit and res.dense is not None:
+            # The parameter adjoint of an implicit method is a quadrature over each backward
+            # step (see _implicit_loop); its steps must not straddle the forward solution's
+            # layers, so the forward steps' boundaries become stops too (no jump there).
+            stop_t, stop_g = _with_forward_steps(ts, grad_y, res.dense, self.t0, direction)
+        at_start = (stop_t - t_hi[:, None]) * direction[:, None] >= 0
+        a0 = (stop_g * at_start[..., None]).sum(1)
+        rev_t, rev_g, rev_y = stop_t.flip(1), stop_g.flip(1), ys.flip(1)
         start = at_start.sum(1)
 
         def take(x: Tensor, k: Tensor) -> Tensor:
-            idx = k.clamp(max=n_save - 1)[:, None, None].expand(-1, 1, x.shape[-1])
+            idx = k.clamp(max=x.shape[1] - 1)[:, None, None].expand(-1, 1, x.shape[-1])
             return x.gather(1, idx)[:, 0]
 
         rtol, atol = self._tolerances(ys, widen=not interp)
@@ -248,6 +254,7 @@ class _AdjointRunner:
         assert res is not None
         batch, n_save, n = ys.shape
         ts = res.t if res.t.ndim == 2 else res.t.expand(batch, -1)
+        direction = torch.sign(self.t1 - self.t0)
         rtol, atol = self._tolerances(ys, widen=False)
         grad_y = torch.nan_to_num(grad_y.detach())
         ys = torch.nan_to_num(ys)
@@ -298,12 +305,43 @@ class _AdjointRunner:
             bopts = self._backward_options(rhs, rtol, atol)
             self._count(fwd)
             adj_jac = self._adjoint_jacobian(state_from)
+            if self.method.is_implicit and dense is not None:
+                # Stops at the forward steps' boundaries (no jump): see _with_forward_steps.
+                fs = dense.t_start
+                pad = torch.arange(fs.shape[1], device=fs.device)[None, :] >= dense.nacc[:, None]
+                fs = torch.where(pad, t_lo[:, None].expand_as(fs), fs)
+                fs = fs.gather(1, torch.argsort(-fs * direction[:, None], dim=1, stable=True))
+                first = ((fs - t_hi[:, None]) * direction[:, None] >= 0).sum(1)
+                bopts = dataclasses.replace(
+                    bopts, tstops=fs, tstop_start=first, on_tstop=lambda k, m, z: z
+                )
             back = self.method.run(rhs, a, t_hi, t_lo, bopts, lambda: 0, jac=adj_jac)
             self._count(back)
             a = back.y_final
             if back.quadrature is not None:
                 g_p = back.quadrature if g_p is None else g_p + back.quadrature
         return a, self._split_params(g_p, ys)
+
+
+def _with_forward_steps(
+    ts: Tensor, grad_y: Tensor, dense: Any, t0: Tensor, direction: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Save times merged with the forward steps' start times, in forward order.
+
+    Returns stop times ``(B, T + S)`` and jumps ``(B, T + S, n)`` (``∂L/∂y`` at save
+    times, zero at step boundaries). Padding rows and step starts that coincide with a
+    save time are moved to ``t0``, where the backward solve ends (a stop there is never
+    reached).
+    """
+    batch, _, n = grad_y.shape
+    fs = dense.t_start  # (B, smax), accepted steps first
+    pad = torch.arange(fs.shape[1], device=fs.device)[None, :] >= dense.nacc[:, None]
+    dup = (fs[:, :, None] == ts[:, None, :]).any(-1)
+    fs = torch.where(pad | dup, t0[:, None].expand_as(fs), fs)
+    times = torch.cat([ts, fs], 1)
+    jumps = torch.cat([grad_y, grad_y.new_zeros(batch, fs.shape[1], n)], 1)
+    order = torch.argsort(times * direction[:, None], dim=1, stable=True)
+    return times.gather(1, order), jumps.gather(1, order[:, :, None].expand(-1, -1, n))
 
 
 def adjoint_solve(

@@ -183,10 +183,9 @@ class CompositeStepper:
         f1: Tensor | None = None
         if a.f1 is not None and b.f1 is not None:
             f1 = torch.where(sc, b.f1, a.f1)
-        v = torch.cat(
-            [a.v * (~sc)[:, :, None], b.v * sc[:, :, None]],
-            1,
-        )
+        # where, not a product: the unused method's vectors may hold Inf/NaN.
+        scv = sc[:, :, None]
+        v = torch.cat([torch.where(scv, 0.0, a.v), torch.where(scv, b.v, 0.0)], 1)
         return StepAttempt(
             y1=y1,
             err=torch.where(sc, b.err, a.err),

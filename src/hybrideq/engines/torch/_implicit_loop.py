@@ -242,6 +242,9 @@ def run_implicit_loop(
                 e_ctl = None
                 accept = active & solved
             failed = active & ~solved
+            # A step the stepper could not solve (singular W, Newton failure) is a
+            # convergence failure even where its garbage result is not finite.
+            unsolved = active & ~att.ok
             t_new = torch.where(hit_end, t1, t + dt)
             if hit_stop is not None:
                 assert tnext_dir is not None
@@ -362,11 +365,11 @@ def run_implicit_loop(
                 if too_small is not None:
                     assert e_ctl is not None
                     code = torch.where(too_small, _DTMIN, code)
-                    code = torch.where(too_small & failed & finite, _CONVFAIL, code)
                     code = torch.where(too_small & failed & ~finite, _UNSTABLE, code)
+                    code = torch.where(too_small & unsolved, _CONVFAIL, code)
                 else:
-                    code = torch.where(failed & finite, _CONVFAIL, code)
                     code = torch.where(failed & ~finite, _UNSTABLE, code)
+                    code = torch.where(unsolved, _CONVFAIL, code)
                 retcode = torch.where(ended, code, retcode)
                 done = done | ended
                 all_done = bool(done.all())
