@@ -1,6 +1,7 @@
 """Solver specs (WHAT to run). Engines decide HOW."""
 
 from hybrideq.solvers._base import (
+    AbstractBDF,
     AbstractDIRK,
     AbstractExplicitRK,
     AbstractImplicitSolver,
@@ -8,6 +9,7 @@ from hybrideq.solvers._base import (
     AbstractRosenbrock,
     AbstractSolver,
 )
+from hybrideq.solvers.bdf import QBDF, QNDF
 from hybrideq.solvers.composite import AbstractAutoSwitch, AutoTsit5, AutoVern7
 from hybrideq.solvers.dirk import TRBDF2, KenCarp4, Kvaerno5
 from hybrideq.solvers.explicit_rk import BS3, DP5, RK4, Euler, Tsit5, Vern7
@@ -16,9 +18,12 @@ from hybrideq.solvers.rosenbrock import Rodas4, Rodas5P, Rosenbrock23
 __all__ = [
     "BS3",
     "DP5",
+    "QBDF",
+    "QNDF",
     "RK4",
     "TRBDF2",
     "AbstractAutoSwitch",
+    "AbstractBDF",
     "AbstractDIRK",
     "AbstractExplicitRK",
     "AbstractImplicitSolver",

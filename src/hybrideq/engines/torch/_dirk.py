@@ -5,18 +5,24 @@ Stage ``i`` solves for its increment ``z_i`` (stage value ``y + z_i``)::
     z_i = r_i + hγ f(t + c_i h, y + z_i),     r_i = h Σ_{j<i} A_ij f_j
 
 with simplified Newton iterations ``W Δ = −(z − r_i − hγ f(t_i, y + z))``,
-``W = I − hγ J``, one batched LU of ``W`` shared by all stages (every stage has the same
-``γ``). The stage derivative is recovered without another evaluation as
+``W = I − hγ J``, one factorisation of ``W`` shared by all stages (every stage has the same
+``γ``): a batched dense LU by default, SuperLU on the sparsity pattern
+(``linsolve="sparse"``), or none at all with Newton–Krylov (``linsolve="gmres"``: restarted
+GMRES with Jacobian-vector products, an inexact Newton iteration judged by the same
+convergence test); see :mod:`._linsolve`. The stage derivative is recovered without another evaluation as
 ``f_i = (z_i − r_i)/(hγ)``. Then ``y1 = y + h Σ b_i f_i`` and the error estimate is
 ``W⁻¹ (h Σ btilde_i f_i)``, the estimate filtered through the iteration matrix
 (Hairer–Wanner, *Solving ODEs II*, §IV.8, eq. (8.20); OrdinaryDiffEq.jl's
 ``smooth_est = true``), which keeps it bounded on very stiff components.
 
-Newton convergence follows Hairer–Wanner §IV.8 and OrdinaryDiffEq.jl's ``NLNewton``: with
-``θ_k = ‖Δ_k‖/‖Δ_{k−1}‖`` the contraction rate and ``η = θ/(1 − θ)`` (carried over from the
-previous solve at the first iteration as ``max(η_old, ε)^0.8``), the iteration has
-converged when ``η ‖Δ_k‖ ≤ κ`` and has failed when ``θ ≥ 1`` or after ``max_newton``
-iterations. Norms are the solver's weighted RMS norm.
+Newton convergence follows Hairer–Wanner §IV.8 and OrdinaryDiffEq.jl's ``nlsolve!``
+(``OrdinaryDiffEqNonlinearSolve/src/nlsolve.jl``): with the contraction rate
+``θ_k = max(0.3 θ_{k−1}, ‖Δ_k‖/‖Δ_{k−1}‖)`` (the first iteration reuses the last solve's
+``θ``, or 1 after a rejected step) and ``η = θ/(1 − θ)``, the iteration has converged when
+``η ‖Δ_k‖ < κ`` (or ``‖Δ_1‖ < 1e-5`` at once), and has failed when ``θ > 2``, when an
+iterate is not finite, or after ``max_newton`` iterations. ``θ ≈ 1`` within
+``100 √ε`` is the round-off limit: converged if ``‖Δ‖ ≤ 1``, failed otherwise. Norms are the
+solver's weighted RMS norm.
 
 Reuse, per sample: the Jacobian is kept from step to step while Newton converges fast
 (every ``θ ≤ 1/5``, OrdinaryDiffEq's ``fast_convergence_cutoff``); it is recomputed after
@@ -34,6 +40,7 @@ from torch import Tensor
 from hybrideq.engines.torch._implicit_loop import StepAttempt
 from hybrideq.engines.torch._interpolation import InterpolationScheme
 from hybrideq.engines.torch._jacobian import JacobianProvider
+from hybrideq.engines.torch._linsolve import DenseLU, LinearSolver
 from hybrideq.engines.torch._loop import RHS
 
 __all__ = ["DIRKStepper"]
@@ -57,8 +64,10 @@ class DIRKStepper:
         batch: int,
         dtype: torch.dtype,
         device: torch.device,
+        linsolve: LinearSolver | None = None,
     ) -> None:
         self.tab = tableau
+        self.linsolve = linsolve if linsolve is not None else DenseLU()
         self.rhs = rhs
         self.jacobian = jacobian
         self.rtol, self.atol = rtol, atol
@@ -69,15 +78,16 @@ class DIRKStepper:
         self.s = len(tableau.c)
         self.gamma = float(tableau.gamma)
         self.explicit_first = bool(getattr(tableau, "explicit_first_stage", False))
-        self.J: Tensor | None = None
-        self.lu: Tensor | None = None
-        self.piv: Tensor | None = None
+        self.J: Any = None  # in the linear solver's representation
         z = torch.zeros(batch, dtype=torch.bool, device=device)
         self.j_valid = z.clone()  # a Jacobian is held (possibly from an earlier point)
         self.j_fresh = z.clone()  # it was computed at the current point
         self.hg_w = torch.zeros(batch, dtype=dtype, device=device)  # hγ of the factorised W
         self.w_valid = z.clone()
-        self.eta = torch.ones(batch, dtype=dtype, device=device)
+        # Contraction rate of the last Newton iteration, carried to the next solve's first
+        # iteration (1 after a rejected step: no evidence of convergence yet).
+        self.prev_theta = torch.ones(batch, dtype=dtype, device=device)
+        self.stall = 100 * torch.finfo(dtype).eps ** 0.5
         self.slow = z.clone()  # slow convergence seen in the last attempt
         self.jnorm = torch.zeros(batch, dtype=dtype, device=device)
         self.eps = torch.finfo(dtype).eps
@@ -89,14 +99,15 @@ class DIRKStepper:
         tab = self.tab
         batch, n = y.shape
         nf_before = self.jacobian.nf
+        lin_nf_before = self.linsolve.nf
         need_j = active & ~self.j_valid
         if bool(need_j.any()):
             jac, _ = self.jacobian(t, y, f0)
-            self.J = jac if self.J is None else torch.where(need_j[:, None, None], jac, self.J)
+            self.J = jac if self.J is None else self.linsolve.where(need_j, jac, self.J)
             self.j_valid = self.j_valid | need_j
             self.j_fresh = self.j_fresh | need_j
             self.w_valid = self.w_valid & ~need_j
-            self.jnorm = self.J.detach().abs().sum(-1).amax(-1)
+            self.jnorm = self.linsolve.norm_inf(self.J)
         assert self.J is not None
         evals = self.jacobian.nf - nf_before
         h = torch.where(dt == 0, torch.ones_like(dt), dt)
@@ -105,21 +116,13 @@ class DIRKStepper:
         moved = (hg / torch.where(self.hg_w == 0, hg, self.hg_w) - 1).abs() > NEW_W_CUTOFF
         need_w = active & (~self.w_valid | moved)
         if bool(need_w.any()):
-            eye = torch.eye(n, dtype=y.dtype, device=y.device)
-            W = eye - hg[:, None, None] * self.J
-            lu, piv, info = torch.linalg.lu_factor_ex(W)
-            if self.lu is None or self.piv is None:
-                self.lu, self.piv = lu, piv
-            else:
-                self.lu = torch.where(need_w[:, None, None], lu, self.lu)
-                self.piv = torch.where(need_w[:, None], piv, self.piv)
+            # W = I − hγ J (α = 1, β = hγ), refactorised for the samples in need_w.
+            singular = need_w & self.linsolve.factor(self.J, None, hg, need_w)
             self.hg_w = torch.where(need_w, hg, self.hg_w)
             self.w_valid = self.w_valid | need_w
-            singular = need_w & (info != 0)
         else:
             singular = torch.zeros_like(active)
-        lu_, piv_ = self.lu, self.piv
-        assert lu_ is not None and piv_ is not None
+        lin = self.linsolve
 
         scale = torch.addcmul(self.atol, y.abs(), self.rtol)
         hc = h[:, None]
@@ -151,34 +154,45 @@ class DIRKStepper:
             else:
                 guess = fs[-1] if fs else f0
             z = r + hgc * guess
-            converged = ~ok  # samples already failed (or inactive) take no more iterations
+            done = ~ok  # samples already failed (or inactive) take no more iterations
+            converged = torch.zeros_like(ok)
             ndz_old = torch.ones_like(dt)
-            eta = torch.clamp(self.eta, min=self.eps).pow(0.8)
-            fz = f0
+            theta = self.prev_theta
             for k in range(self.max_newton):
                 fz = self.rhs(ti, y + z)
                 evals += 1
                 g = z - r - hgc * fz
-                dz = torch.linalg.lu_solve(lu_, piv_, (-g)[:, :, None])[:, :, 0]
+                dz = lin.solve(-g, scale)
                 ndz = self._norm(dz, scale)
-                still = ~converged
+                still = ~done
                 nnewton = nnewton + still
                 if k > 0:
-                    theta = ndz / ndz_old.clamp_min(1e-300)
+                    # θ, damped from below as OrdinaryDiffEq does (max(0.3 θ_prev, ·)).
+                    theta = torch.where(
+                        still, torch.maximum(0.3 * theta, ndz / ndz_old.clamp_min(1e-300)), theta
+                    )
                     theta_max = torch.where(still, torch.maximum(theta_max, theta), theta_max)
-                    diverge = still & ((theta >= 1) | ~torch.isfinite(theta))
-                    ok = ok & ~diverge
-                    eta = torch.where(still, theta / (1 - theta).clamp_min(1e-300), eta)
-                    converged = converged | diverge
+                    stalled = (theta - 1).abs() <= self.stall
+                    diverge = still & ((theta > 2) | ~torch.isfinite(ndz) | (stalled & (ndz > 1)))
+                    at_limit = still & stalled & (ndz <= 1)  # round-off limit: accept
+                    converged = converged | at_limit
+                    done = done | diverge | at_limit
+                    still = still & ~diverge & ~at_limit
+                else:
+                    diverge = still & ~torch.isfinite(ndz)
+                    done = done | diverge
                     still = still & ~diverge
                 z = torch.where(still[:, None], z + dz, z)
-                done_now = still & ((eta * ndz <= self.kappa) | (ndz == 0))
-                converged = converged | done_now
-                ndz_old = ndz
-                if bool(converged.all()):
+                eta = theta / (1 - theta)
+                ok_now = (ndz < 1e-5) if k == 0 else torch.zeros_like(still)
+                ok_now = still & (ok_now | ((eta >= 0) & (eta * ndz < self.kappa)))
+                converged = converged | ok_now
+                done = done | ok_now
+                ndz_old = torch.where(still, ndz, ndz_old)
+                if bool(done.all()):
                     break
+            self.prev_theta = torch.where(converged, theta, self.prev_theta)
             ok = ok & converged & torch.isfinite(z).all(-1)
-            self.eta = torch.where(ok, eta, self.eta)
             fs.append((z - r) / hgc)
         y1 = y
         for bi, fi in zip(tab.b, fs, strict=True):
@@ -188,9 +202,9 @@ class DIRKStepper:
         for bi, fi in zip(tab.btilde, fs, strict=True):
             if float(bi) != 0.0:
                 err0 = err0.add(fi, alpha=float(bi))
-        err = torch.linalg.lu_solve(lu_, piv_, (hc * err0)[:, :, None])[:, :, 0]
+        err = lin.solve(hc * err0, scale)
         f1 = self.rhs(t + h, y1)
-        evals += 1
+        evals += 1 + lin.nf - lin_nf_before  # Krylov products are evaluations of f too
         v = torch.stack((y1 - y, hc * f0, hc * f1), 1)
         self.slow = theta_max > FAST_CONVERGENCE
         return StepAttempt(
@@ -211,3 +225,4 @@ class DIRKStepper:
         stale = ((failed | self.slow) & ~self.j_fresh) | (accept & self.slow)
         self.j_valid = self.j_valid & ~stale
         self.j_fresh = self.j_fresh & ~accept
+        self.prev_theta = torch.where(accept, self.prev_theta, torch.ones_like(self.prev_theta))

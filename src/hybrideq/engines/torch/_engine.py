@@ -15,8 +15,10 @@ from hybrideq.engines.torch._adjoint import adjoint_solve
 from hybrideq.engines.torch._controller import PIController
 from hybrideq.engines.torch._interpolation import DenseOutput
 from hybrideq.engines.torch._jacobian import user_jacobian
+from hybrideq.engines.torch._linsolve import linear_solver_config
 from hybrideq.engines.torch._loop import LoopOptions
 from hybrideq.engines.torch._methods import (
+    BDFRunner,
     CompositeRunner,
     DIRKRunner,
     ExplicitRunner,
@@ -33,6 +35,7 @@ from hybrideq.sensitivity import (
 )
 from hybrideq.solution import Heuristics, Solution, Stats
 from hybrideq.solvers import (
+    AbstractBDF,
     AbstractDIRK,
     AbstractExplicitRK,
     AbstractODESolver,
@@ -152,38 +155,51 @@ def make_runner(prob: ODEProblem, solver: AbstractODESolver) -> MethodRunner:
         if prob.mass_matrix is not None:
             raise ValueError(
                 f"{solver.name} is explicit and cannot take a mass_matrix; use a Rosenbrock "
-                "method such as Rodas5P(), or FBDF()"
+                "method such as Rodas5P(), or QNDF()"
             )
         return ExplicitRunner(tab, PIController.for_order(tab.order, solver.name))
     if isinstance(solver, AbstractImplicitSolver):
         if prob.mass_matrix is not None and not solver.supports_mass_matrix:
             raise ValueError(
                 f"{solver.name} does not accept a mass_matrix; use a Rosenbrock method such "
-                "as Rodas5P() or FBDF()"
+                "as Rodas5P() or QNDF()"
             )
         problem_jac = None
         if prob.jac is not None:
             problem_jac = user_jacobian(
                 prob.jac, prob.p, prob.batched, prob.state_shape, prob.n, prob.dtype
             )
+        # Dense LU, sparse LU or GMRES (solver.linsolve); raises where the method has none.
+        linsolve = linear_solver_config(prob, solver)
         if isinstance(solver, AbstractRosenbrock):
-            tab = solver.tableau
+            rtab = solver.tableau
             return RosenbrockRunner(
-                tab,
-                PIController.for_order(tab.order, solver.name),
+                rtab,
+                PIController.for_order(rtab.order, solver.name),
                 solver.autodiff,
                 problem_jac,
                 prob.mass_matrix,
+                linsolve=linsolve,
             )
         if isinstance(solver, AbstractDIRK):
-            tab = solver.tableau
+            dtab = solver.tableau
             return DIRKRunner(
-                tab,
-                PIController.for_order(tab.order, solver.name),
+                dtab,
+                PIController.for_order(dtab.order, solver.name),
                 solver.autodiff,
                 problem_jac,
                 solver.max_newton,
                 solver.kappa,
+                linsolve=linsolve,
+            )
+        if isinstance(solver, AbstractBDF):
+            return BDFRunner(
+                solver.autodiff,
+                problem_jac,
+                prob.mass_matrix,
+                solver.max_order,
+                solver.kappas,
+                solver.max_newton,
             )
     raise ValueError(f"{solver.name} cannot solve an ODEProblem on the torch engine")
 
@@ -216,6 +232,10 @@ def solve_ode(prob: ODEProblem, solver: AbstractODESolver, opts: SolveOptions) -
     # Only an adjoint needs to know the parameters (direct backprop lets autograd find them).
     params = gradient_parameters(prob) if adjoint and torch.is_grad_enabled() else []
     wants_grad = torch.is_grad_enabled() and (prob.y0.requires_grad or bool(params))
+    if runner.is_implicit and torch.is_grad_enabled() and not adjoint:
+        # Direct backpropagation through an implicit method differentiates its Jacobians
+        # too (exact discrete gradient); only worth the graph when something needs it.
+        runner.differentiable = prob.y0.requires_grad or bool(gradient_parameters(prob))
     adj_stats = None
     try:
         if wants_grad and isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint)):

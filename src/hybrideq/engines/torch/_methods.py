@@ -22,16 +22,25 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from hybrideq.engines.torch._bdf import BDFStepper
 from hybrideq.engines.torch._composite import CompositeStepper, ExplicitRKStepper
 from hybrideq.engines.torch._controller import PIController
 from hybrideq.engines.torch._dirk import DIRKStepper
 from hybrideq.engines.torch._implicit_loop import run_implicit_loop
 from hybrideq.engines.torch._jacobian import JacobianProvider
+from hybrideq.engines.torch._linsolve import LinearSolverConfig
 from hybrideq.engines.torch._loop import RHS, LoopOptions, LoopResult, run_loop
 from hybrideq.engines.torch._rosenbrock import RosenbrockStepper
 from hybrideq.tableaus import ExplicitRKTableau
 
-__all__ = ["CompositeRunner", "DIRKRunner", "ExplicitRunner", "MethodRunner", "RosenbrockRunner"]
+__all__ = [
+    "BDFRunner",
+    "CompositeRunner",
+    "DIRKRunner",
+    "ExplicitRunner",
+    "MethodRunner",
+    "RosenbrockRunner",
+]
 
 JacFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -42,6 +51,7 @@ class MethodRunner(Protocol):
     order: int
     stability_size: float | None
     is_implicit: bool
+    differentiable: bool
 
     def run(
         self,
@@ -60,6 +70,7 @@ class ExplicitRunner:
     """An explicit Runge–Kutta method."""
 
     is_implicit = False
+    differentiable = False
 
     def __init__(self, tableau: ExplicitRKTableau, controller: PIController) -> None:
         self.tableau = tableau
@@ -85,7 +96,8 @@ class RosenbrockRunner:
     """A Rosenbrock method (one Jacobian and one LU per step)."""
 
     is_implicit = True
-    stability_size = None
+    stability_size: float | None = None
+    differentiable = False  # build automatic Jacobians on autograd's tape
 
     def __init__(
         self,
@@ -94,12 +106,14 @@ class RosenbrockRunner:
         autodiff: bool,
         problem_jac: JacFn | None,
         mass: Tensor | None,
+        linsolve: LinearSolverConfig | None = None,
     ) -> None:
         self.tableau = tableau
         self.controller = controller
         self.autodiff = autodiff
         self.problem_jac = problem_jac
         self.mass = mass
+        self.linsolve = linsolve if linsolve is not None else LinearSolverConfig()
         self.order = int(tableau.order)
 
     def stepper(
@@ -116,9 +130,18 @@ class RosenbrockRunner:
         # Right-hand sides other than the problem's (the adjoint's) call autograd inside:
         # forward-mode tracing does not go through them, finite differences do.
         autodiff = self.autodiff and use_problem_jac
-        provider = JacobianProvider(rhs, n, j, autodiff, need_ft=True)
         mass = self.mass if use_problem_jac else None
-        return RosenbrockStepper(self.tableau, rhs, provider, mass, batch, y0.dtype, y0.device)
+        if self.linsolve.kind == "dense":
+            provider = JacobianProvider(rhs, n, j, autodiff, need_ft=True)
+            provider.differentiable = self.differentiable and use_problem_jac
+            return RosenbrockStepper(self.tableau, rhs, provider, mass, batch, y0.dtype, y0.device)
+        own = use_problem_jac and jac is None
+        provider, lin = self.linsolve.build(
+            rhs, y0, j, own, autodiff, True, mass, self.differentiable and use_problem_jac
+        )
+        return RosenbrockStepper(
+            self.tableau, rhs, provider, mass, batch, y0.dtype, y0.device, linsolve=lin
+        )
 
     def run(
         self,
@@ -139,7 +162,8 @@ class DIRKRunner:
     """An (E)SDIRK method with simplified Newton iterations and Jacobian/LU reuse."""
 
     is_implicit = True
-    stability_size = None
+    stability_size: float | None = None
+    differentiable = False  # build automatic Jacobians on autograd's tape
 
     def __init__(
         self,
@@ -149,12 +173,14 @@ class DIRKRunner:
         problem_jac: JacFn | None,
         max_newton: int,
         kappa: float,
+        linsolve: LinearSolverConfig | None = None,
     ) -> None:
         self.tableau = tableau
         self.controller = controller
         self.autodiff = autodiff
         self.problem_jac = problem_jac
         self.max_newton, self.kappa = max_newton, kappa
+        self.linsolve = linsolve if linsolve is not None else LinearSolverConfig()
         self.order = int(tableau.order)
 
     def run(
@@ -183,7 +209,15 @@ class DIRKRunner:
         batch, n = y0.shape
         j = jac if jac is not None else (self.problem_jac if use_problem_jac else None)
         autodiff = self.autodiff and use_problem_jac
-        provider = JacobianProvider(rhs, n, j, autodiff, need_ft=False)
+        if self.linsolve.kind == "dense":
+            provider = JacobianProvider(rhs, n, j, autodiff, need_ft=False)
+            provider.differentiable = self.differentiable and use_problem_jac
+            lin = None
+        else:
+            own = use_problem_jac and jac is None
+            provider, lin = self.linsolve.build(
+                rhs, y0, j, own, autodiff, False, None, self.differentiable and use_problem_jac
+            )
         return DIRKStepper(
             self.tableau,
             rhs,
@@ -195,6 +229,7 @@ class DIRKRunner:
             batch,
             y0.dtype,
             y0.device,
+            linsolve=lin,
         )
 
 
@@ -202,6 +237,14 @@ class CompositeRunner:
     """Automatic switching between an explicit and a stiff method, per sample."""
 
     is_implicit = True
+
+    @property
+    def differentiable(self) -> bool:
+        return self.stiff.differentiable
+
+    @differentiable.setter
+    def differentiable(self, value: bool) -> None:
+        self.stiff.differentiable = value
 
     def __init__(
         self,
@@ -253,3 +296,73 @@ def zero_like_counts(res: LoopResult) -> tuple[Tensor, Tensor]:
     """``njac`` and ``nlu`` of a result (zeros for explicit methods)."""
     zeros = torch.zeros_like(res.nf)
     return res.records.get("njac", zeros), res.records.get("nlu", zeros)
+
+
+class BDFRunner:
+    """A variable-order BDF/NDF method (QNDF, QBDF): a self-controlled :class:`BDFStepper`."""
+
+    is_implicit = True
+    stability_size: float | None = None
+    differentiable = False  # build automatic Jacobians on autograd's tape
+
+    def __init__(
+        self,
+        autodiff: bool,
+        problem_jac: JacFn | None,
+        mass: Tensor | None,
+        max_order: int,
+        kappa: tuple[float, ...],
+        max_newton: int,
+    ) -> None:
+        self.autodiff = autodiff
+        self.problem_jac = problem_jac
+        self.mass = mass
+        self.max_order, self.kappa, self.max_newton = max_order, kappa, max_newton
+        self.order = max_order
+        # The loop needs a controller; the stepper chooses its own steps (propose).
+        self.controller = PIController.for_order(1)
+
+    def stepper(
+        self,
+        rhs: RHS,
+        y0: Tensor,
+        opts: LoopOptions,
+        jac: JacFn | None = None,
+        use_problem_jac: bool = False,
+    ) -> BDFStepper:
+        """A fresh stepper for ``rhs``."""
+        batch, n = y0.shape
+        j = jac if jac is not None else (self.problem_jac if use_problem_jac else None)
+        autodiff = self.autodiff and use_problem_jac
+        provider = JacobianProvider(rhs, n, j, autodiff, need_ft=False)
+        provider.differentiable = self.differentiable and use_problem_jac
+        return BDFStepper(
+            rhs,
+            provider,
+            self.mass if use_problem_jac else None,
+            opts.rtol,
+            opts.atol,
+            self.max_order,
+            self.kappa,
+            self.max_newton,
+            opts.joint,
+            batch,
+            y0.dtype,
+            y0.device,
+        )
+
+    def run(
+        self,
+        rhs: RHS,
+        y0: Tensor,
+        t0: Tensor,
+        t1: Tensor,
+        opts: LoopOptions,
+        ncalls: Callable[[], int],
+        jac: JacFn | None = None,
+        use_problem_jac: bool = False,
+    ) -> LoopResult:
+        stepper = self.stepper(rhs, y0, opts, jac, use_problem_jac)
+        res = run_implicit_loop(rhs, stepper, y0, t0, t1, opts, self.controller, ncalls)
+        res.records["orders"] = stepper.orders()
+        return res

@@ -8,11 +8,14 @@ the start of the step::
     W U_i = f(t + c_i h, y + Σ_{j<i} a_ij U_j) + M Σ_{j<i} (C_ij/h) U_j + h d_i f_t
     y1 = y + Σ b_i U_i,          err = Σ btilde_i U_i
 
-``W`` is factorised once per attempted step (batched LU, ``torch.linalg.lu_factor_ex``),
-so a step costs one Jacobian, one LU and ``s`` triangular solves. ``J`` is computed once
-per accepted point and reused when a step from the same point is retried. A singular
-``W`` (LU ``info > 0``) or a non-finite result is reported as a failed step; the loop
-halves ``dt`` and retries (OrdinaryDiffEq.jl's behaviour).
+``W`` is factorised once per attempted step by the stepper's linear solver
+(:mod:`._linsolve`: batched dense LU, ``torch.linalg.lu_factor_ex``, by default; SuperLU on
+the sparsity pattern with ``linsolve="sparse"``), so a step costs one Jacobian, one
+factorisation and ``s`` triangular solves. ``J`` is computed once per accepted point and
+reused when a step from the same point is retried. A singular ``W`` (LU ``info > 0``) or a
+non-finite result is reported as a failed step; the loop halves ``dt`` and retries
+(OrdinaryDiffEq.jl's behaviour). Krylov solves are refused: the order conditions assume
+exact linear solves.
 
 Dense output: ``y(t + θh) = y + Σ_j P_j(θ) V_j`` with ``V_0 = y1 − y`` and
 ``V_j = Σ_i H_{j−1,i} U_i``, the method's own continuous extension.
@@ -28,6 +31,7 @@ from torch import Tensor
 from hybrideq.engines.torch._implicit_loop import StepAttempt
 from hybrideq.engines.torch._interpolation import InterpolationScheme
 from hybrideq.engines.torch._jacobian import JacobianProvider
+from hybrideq.engines.torch._linsolve import DenseLU, LinearSolver
 from hybrideq.engines.torch._loop import RHS
 
 __all__ = ["RosenbrockStepper"]
@@ -55,8 +59,10 @@ class RosenbrockStepper:
         batch: int,
         dtype: torch.dtype,
         device: torch.device,
+        linsolve: LinearSolver | None = None,
     ) -> None:
         self.tab = tableau
+        self.linsolve = linsolve if linsolve is not None else DenseLU(mass)
         self.rhs = rhs
         self.jacobian = jacobian
         self.mass = mass
@@ -72,7 +78,7 @@ class RosenbrockStepper:
         self.fsal = abs(float(tableau.c[s - 1]) - 1.0) < 1e-14 and all(
             abs(float(x) - float(bb)) < 1e-14 for x, bb in zip(last, tableau.b, strict=True)
         )
-        self.J: Tensor | None = None
+        self.J: Any = None  # in the linear solver's representation
         self.ft: Tensor | None = None
         self.valid = torch.zeros(batch, dtype=torch.bool, device=device)
         self.jnorm = torch.zeros(batch, dtype=dtype, device=device)
@@ -90,24 +96,20 @@ class RosenbrockStepper:
             if self.J is None:
                 self.J, self.ft = jac, ft
             else:
-                nc = need[:, None, None]
-                self.J = torch.where(nc, jac, self.J)
+                self.J = self.linsolve.where(need, jac, self.J)
                 if ft is not None and self.ft is not None:
                     self.ft = torch.where(need[:, None], ft, self.ft)
             self.valid = self.valid | need
             # ‖J‖_∞, the eigenvalue bound the stiffness switch reads.
-            self.jnorm = self.J.detach().abs().sum(-1).amax(-1)
+            self.jnorm = self.linsolve.norm_inf(self.J)
         evals = self.jacobian.nf - nf_before
         J, ft = self.J, self.ft
         assert J is not None
-        n = y.shape[1]
         # Finished samples ride along with dt = 0: give them a harmless h.
         h = torch.where(dt == 0, torch.ones_like(dt), dt)
         inv_hg = 1.0 / (h * float(tab.gamma))
-        eye = self.mass if self.mass is not None else torch.eye(n, dtype=y.dtype, device=y.device)
-        W = eye * inv_hg[:, None, None] - J
-        lu, piv, info = torch.linalg.lu_factor_ex(W)
-        ok = info == 0
+        # W = M/(hγ) − J for every sample (α = 1/(hγ), β = 1).
+        ok = ~self.linsolve.factor(J, inv_hg, None, None)
         hc = h[:, None]
         inv_h = (1.0 / h)[:, None]
         us: list[Tensor] = []
@@ -130,7 +132,7 @@ class RosenbrockStepper:
             di = float(tab.d[i])
             if di != 0.0 and ft is not None:
                 rhs_i = rhs_i + (hc * di) * ft
-            ui = torch.linalg.lu_solve(lu, piv, rhs_i[:, :, None])[:, :, 0]
+            ui = self.linsolve.solve(rhs_i)
             us.append(ui)
         incr = _lincomb(tab.b, us)
         y1 = y if incr is None else y + incr
