@@ -33,9 +33,9 @@ from hybrideq.solve import solve
 from hybrideq.solvers import (
     BS3,
     DP5,
-    RK4,
     QBDF,
     QNDF,
+    RK4,
     TRBDF2,
     AbstractAutoSwitch,
     AbstractBDF,
@@ -60,9 +60,9 @@ from hybrideq.solvers import (
 __all__ = [
     "BS3",
     "DP5",
-    "RK4",
     "QBDF",
     "QNDF",
+    "RK4",
     "TRBDF2",
     "AbstractAutoSwitch",
     "AbstractBDF",

@@ -145,7 +145,7 @@ class _AdjointRunner:
         """
         res = self.result
         assert res is not None
-        batch, n_save, n = ys.shape
+        batch, _, n = ys.shape
         interp = isinstance(self.sensealg, InterpolatingAdjoint)
         ts = res.t if res.t.ndim == 2 else res.t.expand(batch, -1)
         # Samples that failed have NaN at unreached saves: those carry no gradient.
