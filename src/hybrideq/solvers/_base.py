@@ -62,9 +62,10 @@ class AbstractImplicitSolver(AbstractODESolver):
     """A stiff solver: it needs the Jacobian ``∂f/∂y`` and solves linear systems.
 
     Options:
-        autodiff: compute Jacobians with ``torch.func`` forward mode (``True``, the
-            default) or by finite differences (``False``). A ``jac`` given to the
-            :class:`~hybrideq.ODEProblem` is always used first.
+        autodiff: compute Jacobians by automatic differentiation (``True``, the
+            default; reverse mode, colored on a sparsity pattern) or by finite differences
+            (``False``). A ``jac`` given to the :class:`~hybrideq.ODEProblem` is always
+            used first.
         linsolve: how the linear systems ``W x = b`` are solved (keyword only):
             ``"dense"``: batched dense LU of ``(n, n)`` matrices; ``"sparse"``: SuperLU on
             the Jacobian's sparsity pattern (``jac_prototype``, or a ``jac`` returning a
@@ -72,7 +73,8 @@ class AbstractImplicitSolver(AbstractODESolver):
             (CPU); ``"gmres"``: Newton–Krylov, matrix-free GMRES with Jacobian-vector
             products (DIRK methods only; any device); ``"auto"`` (default): ``"sparse"``
             when the problem has a pattern and ``n ≥ 200`` on the CPU, else ``"dense"``.
-            See the "Large sparse systems" guide.
+            The BDF methods have the dense path only, for now. See the "Large sparse
+            systems" guide.
     """
 
     autodiff: bool = True

@@ -97,7 +97,7 @@ class DIRKStepper:
 
     def attempt(self, t: Tensor, y: Tensor, f0: Tensor, dt: Tensor, active: Tensor) -> StepAttempt:
         tab = self.tab
-        batch, n = y.shape
+        batch = y.shape[0]
         nf_before = self.jacobian.nf
         lin_nf_before = self.linsolve.nf
         need_j = active & ~self.j_valid

@@ -301,8 +301,8 @@ def user_sparse_jacobian(
     n = pattern.n
     warned = False
 
-    def values_of(item: Tensor, batch_index: Tensor | None, batch: int) -> Tensor:
-        """Scatter one sparse tensor's values into ``(batch, nnz)``."""
+    def values_of(item: Tensor) -> Tensor:
+        """One sparse ``(n, n)`` or ``(B, n, n)`` tensor's values as ``(1 or B, nnz)``."""
         coo = item.to_sparse_coo().coalesce()
         idx, vals = coo.indices(), coo.values()
         if vals.dtype != dtype:
@@ -311,18 +311,18 @@ def user_sparse_jacobian(
                 "compute in the dtype of y"
             )
         idx = idx.to(pattern.device)
-        if batch_index is None and idx.shape[1] == pattern.nnz and idx.shape[0] == 2:
-            if torch.equal(idx[0] * n + idx[1], pattern.keys):  # the pattern itself
-                return vals.reshape(1, -1).expand(batch, -1)
+        same = idx.shape[0] == 2 and idx.shape[1] == pattern.nnz
+        if same and torch.equal(idx[0] * n + idx[1], pattern.keys):  # the pattern itself
+            return vals.reshape(1, -1)
         pos = pattern.locate(idx[-2], idx[-1])
-        b = idx[0] if batch_index is None and idx.shape[0] == 3 else batch_index
-        out = vals.new_zeros(batch, pattern.nnz)
-        if b is None:
-            return out.index_put((torch.zeros_like(pos), pos), vals, accumulate=True)
-        return out.index_put((b.expand_as(pos), pos), vals, accumulate=True)
+        if idx.shape[0] == 2:
+            return vals.new_zeros(1, pattern.nnz).index_put(
+                (torch.zeros_like(pos), pos), vals, True
+            )
+        batch = int(item.shape[0])
+        return vals.new_zeros(batch, pattern.nnz).index_put((idx[0], pos), vals, True)
 
     def call(t: Tensor, y: Tensor) -> Tensor:
-        nonlocal warned
         batch = y.shape[0]
         if batched:
             out = jac(t, y.reshape(batch, *state_shape), p)
@@ -334,8 +334,7 @@ def user_sparse_jacobian(
                     f"jac returned a list of {len(out)} matrices for a batch of {batch}"
                 )
             rows = [
-                values_of(item, None, 1) if item.layout != torch.strided else _dense(item, 1)
-                for item in out
+                values_of(item) if item.layout != torch.strided else _dense(item, 1) for item in out
             ]
             return torch.cat(rows, 0)
         if not isinstance(out, Tensor):
@@ -348,9 +347,7 @@ def user_sparse_jacobian(
                 f"jac returned shape {tuple(out.shape)}; it must return the Jacobian "
                 f"∂f/∂y of shape {expected} (n = number of state components)"
             )
-        if batched:
-            return values_of(out, None, batch)
-        return values_of(out, None, 1).expand(batch, -1)
+        return values_of(out).expand(batch, -1)
 
     def _dense(out: Tensor, batch: int) -> Tensor:
         nonlocal warned
@@ -595,9 +592,7 @@ class JacobianProvider:
                     create_graph=create,
                     allow_unused=True,
                 )
-                parts.append(
-                    y.new_zeros(y.shape[0], ent.numel()) if g is None else g[:, cols[ent]]
-                )
+                parts.append(y.new_zeros(y.shape[0], ent.numel()) if g is None else g[:, cols[ent]])
         if not parts:
             return y.new_zeros(y.shape[0], 0)
         return torch.cat(parts, 1)[:, inverse]
