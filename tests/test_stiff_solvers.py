@@ -513,3 +513,49 @@ def test_gradients_every_family_member(solver: hq.AbstractSolver) -> None:
     exact = torch.cat([a.grad.flatten(), y0.grad])
     for g in grads:
         torch.testing.assert_close(g, exact, rtol=1e-3, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- ∂f/∂t
+
+
+def test_time_derivative_is_skipped_only_for_autonomous_f():
+    """Rosenbrock methods need ∂f/∂t; autograd shows when f does not read t at all."""
+    from hybrideq.engines.torch._jacobian import JacobianProvider
+
+    t = torch.zeros(2, dtype=torch.float64)
+    y = torch.ones(2, 2, dtype=torch.float64)
+
+    def autonomous(t, y):
+        return -y * y
+
+    def forced(t, y):
+        return -y + torch.cos(t)[:, None]
+
+    a = JacobianProvider(autonomous, 2, None, autodiff=True, need_ft=True)
+    _, ft = a(t, y)
+    assert ft is None
+    b = JacobianProvider(forced, 2, None, autodiff=True, need_ft=True)
+    _, ft = b(t + 0.5, y)
+    assert ft is not None
+    torch.testing.assert_close(ft, -torch.sin(t + 0.5)[:, None].expand(2, 2), atol=1e-7, rtol=0)
+
+    def numpy_f(t, y):  # autograd cannot follow it: keep the finite difference
+        return torch.as_tensor(np.cos(t.numpy())[:, None] - y.numpy())
+
+    c = JacobianProvider(numpy_f, 2, None, autodiff=True, need_ft=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, ft = c(t + 0.5, y)
+    assert ft is not None
+    torch.testing.assert_close(ft, -torch.sin(t + 0.5)[:, None].expand(2, 2), atol=1e-7, rtol=0)
+
+
+def test_robertson_rodas5p_spends_no_evaluations_on_time_derivative():
+    """Robertson is autonomous: a Rodas5P step costs its 7 new stages and f(t + h, y1),
+    and no finite difference for ∂f/∂t (which would make it 9)."""
+    prob = hq.library.robertson(tspan=(0.0, 1.0))
+    sol = hq.solve(prob, hq.Rodas5P(), rtol=1e-6, atol=1e-10)
+    steps = int(sol.stats.naccept) + int(sol.stats.nreject)
+    # 8 evaluations per attempted step, plus the start (f0, the initial-step guess, the
+    # autonomy probe).
+    assert 8 * steps <= int(sol.stats.nf) <= 8 * steps + 4

@@ -89,11 +89,21 @@ class DIRKStepper:
         self.prev_theta = torch.ones(batch, dtype=dtype, device=device)
         self.stall = 100 * torch.finfo(dtype).eps ** 0.5
         self.slow = z.clone()  # slow convergence seen in the last attempt
-        self.jnorm = torch.zeros(batch, dtype=dtype, device=device)
+        self._jnorm: Tensor | None = None  # ‖J‖_∞, computed when asked for
+        self._no_jnorm = torch.zeros(batch, dtype=dtype, device=device)
         self.eps = torch.finfo(dtype).eps
 
     def _norm(self, x: Tensor, scale: Tensor) -> Tensor:
         return torch.linalg.vector_norm(x / scale, dim=-1) * (1.0 / x.shape[-1] ** 0.5)
+
+    @property
+    def jnorm(self) -> Tensor:
+        """``‖J‖_∞`` per sample (the stiffness switch's eigenvalue bound), detached."""
+        if self._jnorm is None:
+            if self.J is None:
+                return self._no_jnorm
+            self._jnorm = self.linsolve.norm_inf(self.J)
+        return self._jnorm
 
     def attempt(self, t: Tensor, y: Tensor, f0: Tensor, dt: Tensor, active: Tensor) -> StepAttempt:
         tab = self.tab
@@ -107,7 +117,7 @@ class DIRKStepper:
             self.j_valid = self.j_valid | need_j
             self.j_fresh = self.j_fresh | need_j
             self.w_valid = self.w_valid & ~need_j
-            self.jnorm = self.linsolve.norm_inf(self.J)
+            self._jnorm = None
         assert self.J is not None
         evals = self.jacobian.nf - nf_before
         h = torch.where(dt == 0, torch.ones_like(dt), dt)

@@ -458,6 +458,7 @@ class JacobianProvider:
         # whose inputs require grad); otherwise they are constants.
         self.differentiable = False
         self._signs: Tensor | None = None
+        self._autonomous: bool | None = None  # decided on the first ∂f/∂t
 
     def __call__(self, t: Tensor, y: Tensor, f0: Tensor | None = None) -> tuple[Any, Tensor | None]:
         """``J`` and ``∂f/∂t`` (or ``None``) at ``(t, y)``; ``f0 = f(t, y)`` if known."""
@@ -509,12 +510,41 @@ class JacobianProvider:
             return self.rhs(t, y)
         return f0
 
-    def _ft(self, t: Tensor, y: Tensor, f0: Tensor | None) -> Tensor:
+    def _ft(self, t: Tensor, y: Tensor, f0: Tensor | None) -> Tensor | None:
+        if self._autonomous is None:
+            self._autonomous = self._probe_autonomous(t, y)
+        if self._autonomous:
+            return None  # ∂f/∂t ≡ 0: the Rosenbrock stages drop their d_i terms
         eps = torch.finfo(y.dtype).eps
         dt = eps**0.5 * t.abs().clamp_min(1.0)
         f0 = self._f0(t, y, f0)
         self.nf += 1
         return (self.rhs(t + dt, y) - f0) / dt[:, None]
+
+    def _probe_autonomous(self, t: Tensor, y: Tensor) -> bool:
+        """Whether autograd shows that ``f`` does not read ``t`` (then ``∂f/∂t ≡ 0``).
+
+        One evaluation with ``t`` and ``y`` as leaves that require grad: if ``f``'s output
+        is on the tape but ``t`` is not in its graph, ``f`` is autonomous. An ``f`` that
+        autograd cannot follow (NumPy code, or one that reads ``y`` only through
+        ``.item()``) keeps the finite difference. A ``t`` read through ``.item()`` or
+        ``float(t)`` escapes the tape too: pass ``autodiff=False`` to the solver for such
+        an ``f``, and ``∂f/∂t`` is always differenced.
+        """
+        if not self.autodiff:
+            return False
+        try:
+            with torch.enable_grad():
+                tv = t.detach().requires_grad_(True)
+                yv = y.detach().requires_grad_(True)
+                self.nf += 1
+                out = self.rhs(tv, yv)
+                if not out.requires_grad:
+                    return False
+                (g,) = torch.autograd.grad(out.sum(), tv, allow_unused=True)
+        except Exception:  # not differentiable: keep differencing
+            return False
+        return g is None
 
     def _finite_differences(
         self, t: Tensor, y: Tensor, f0: Tensor | None

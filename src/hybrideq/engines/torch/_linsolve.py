@@ -127,6 +127,7 @@ class DenseLU(LinearSolver):
         self.mass = mass
         self.lu: Tensor | None = None
         self.piv: Tensor | None = None
+        self._eye: Tensor | None = None
 
     def where(self, need: Tensor, new: Tensor, old: Tensor) -> Tensor:
         return torch.where(need[:, None, None], new, old)
@@ -138,7 +139,11 @@ class DenseLU(LinearSolver):
         self, J: Tensor, alpha: Tensor | None, beta: Tensor | None, need: Tensor | None
     ) -> Tensor:
         n = J.shape[-1]
-        eye = self.mass if self.mass is not None else torch.eye(n, dtype=J.dtype, device=J.device)
+        eye = self.mass
+        if eye is None:
+            eye = self._eye
+            if eye is None or eye.shape[-1] != n or eye.dtype != J.dtype:
+                eye = self._eye = torch.eye(n, dtype=J.dtype, device=J.device)
         A = eye if alpha is None else eye * alpha[:, None, None]
         W = A - (J if beta is None else beta[:, None, None] * J)
         lu, piv, info = torch.linalg.lu_factor_ex(W)

@@ -37,16 +37,6 @@ from hybrideq.engines.torch._loop import RHS
 __all__ = ["RosenbrockStepper"]
 
 
-def _lincomb(coeffs: Any, vecs: list[Tensor]) -> Tensor | None:
-    out: Tensor | None = None
-    for a, v in zip(coeffs, vecs, strict=False):
-        a = float(a)
-        if a == 0.0:
-            continue
-        out = v * a if out is None else out.add(v, alpha=a)
-    return out
-
-
 class RosenbrockStepper:
     """Attempts one Rosenbrock step for the whole batch (see the module docstring)."""
 
@@ -78,11 +68,49 @@ class RosenbrockStepper:
         self.fsal = abs(float(tableau.c[s - 1]) - 1.0) < 1e-14 and all(
             abs(float(x) - float(bb)) < 1e-14 for x, bb in zip(last, tableau.b, strict=True)
         )
+
+        # The stage combinations as matrix products over the stacked stages (one product
+        # per stage instead of one multiply-add per coefficient; per-step dispatch is the
+        # cost on small systems): row i of ``self._ac[i]`` is (a_i·; C_i·) over the
+        # stages j < i, and ``self._out`` stacks (b; H rows; btilde) over all stages.
+        def coeffs(rows: Any) -> Tensor:
+            return torch.tensor([[float(x) for x in r] for r in rows], dtype=dtype, device=device)
+
+        # The products read Z = (y; U_1; …; U_s) (s + 1, B·n): row i of the stage matrix
+        # is (1, a_i·) for the stage state y + Σ a_ij U_j, and (0, C_i·) for Σ C_ij U_j.
+        self._ac: list[Tensor | None] = [None]
+        for i in range(1, s):
+            a_row = [1.0, *list(tableau.a[i])[:i]]
+            c_row = [0.0, *list(tableau.C[i])[:i]]
+            self._ac.append(coeffs([a_row, c_row]))
+        self._c = [float(x) for x in tableau.c]
+        self._d = [float(x) for x in tableau.d]
+        # (1, b) gives y1; (0, b) = y1 − y and (0, H_j) the dense vectors V_0, V_j;
+        # (0, btilde) the error.
+        self._out = coeffs(
+            [
+                [1.0, *list(tableau.b)],
+                [0.0, *list(tableau.b)],
+                *([0.0, *list(r)] for r in tableau.H),
+                [0.0, *list(tableau.btilde)],
+            ]
+        )
+        self._nv = 1 + len(tableau.H)
         self.J: Any = None  # in the linear solver's representation
         self.ft: Tensor | None = None
         self.valid = torch.zeros(batch, dtype=torch.bool, device=device)
-        self.jnorm = torch.zeros(batch, dtype=dtype, device=device)
+        self._jnorm: Tensor | None = None  # ‖J‖_∞, computed when asked for
+        self._no_jnorm = torch.zeros(batch, dtype=dtype, device=device)
         self.dtype, self.device = dtype, device
+
+    @property
+    def jnorm(self) -> Tensor:
+        """``‖J‖_∞`` per sample (the stiffness switch's eigenvalue bound), detached."""
+        if self._jnorm is None:
+            if self.J is None:
+                return self._no_jnorm
+            self._jnorm = self.linsolve.norm_inf(self.J)
+        return self._jnorm
 
     def _mass_times(self, v: Tensor) -> Tensor:
         return v if self.mass is None else v @ self.mass.T
@@ -100,8 +128,7 @@ class RosenbrockStepper:
                 if ft is not None and self.ft is not None:
                     self.ft = torch.where(need[:, None], ft, self.ft)
             self.valid = self.valid | need
-            # ‖J‖_∞, the eigenvalue bound the stiffness switch reads.
-            self.jnorm = self.linsolve.norm_inf(self.J)
+            self._jnorm = None
         evals = self.jacobian.nf - nf_before
         J, ft = self.J, self.ft
         assert J is not None
@@ -112,36 +139,36 @@ class RosenbrockStepper:
         ok = ~self.linsolve.factor(J, inv_hg, None, None)
         hc = h[:, None]
         inv_h = (1.0 / h)[:, None]
-        us: list[Tensor] = []
+        B, n = y.shape
+        # Z = (y; U_1; …; U_s) (s + 1, B, n), the stages written in place (autograd
+        # records the copies; the products read Z through constant coefficients, so
+        # nothing they saved for the backward pass is overwritten).
+        Z = y.new_empty(self.s + 1, B, n)
+        Z[0] = y
         f_last: Tensor | None = None
         for i in range(self.s):
-            if i == 0:
-                fi = f0
-                ti = t
+            ac = self._ac[i]
+            if ac is None:
+                rhs_i = f0
             else:
-                arg = _lincomb(tab.a[i], us)
-                yi = y if arg is None else y + arg
-                ti = t + float(tab.c[i]) * h
-                fi = self.rhs(ti, yi)
+                # (y + a_i·U; C_i·U) in one product over y and the stages so far.
+                comb = torch.mm(ac, Z[: i + 1].view(i + 1, B * n)).view(2, B, n)
+                fi = self.rhs(torch.add(t, h, alpha=self._c[i]), comb[0])
                 evals += 1
                 f_last = fi
-            rhs_i = fi
-            cu = _lincomb(tab.C[i], us) if i > 0 else None
-            if cu is not None:
-                rhs_i = rhs_i + self._mass_times(cu) * inv_h
-            di = float(tab.d[i])
+                if self.mass is None:
+                    rhs_i = torch.addcmul(fi, comb[1], inv_h)
+                else:
+                    rhs_i = torch.addcmul(fi, self._mass_times(comb[1]), inv_h)
+            di = self._d[i]
             if di != 0.0 and ft is not None:
                 rhs_i = rhs_i + (hc * di) * ft
-            ui = self.linsolve.solve(rhs_i)
-            us.append(ui)
-        incr = _lincomb(tab.b, us)
-        y1 = y if incr is None else y + incr
-        err = _lincomb(tab.btilde, us)
-        v_parts = [y1 - y]
-        for row in tab.H:
-            comb = _lincomb(row, us)
-            v_parts.append(comb if comb is not None else torch.zeros_like(y))
-        v = torch.stack(v_parts, 1)
+            Z[i + 1] = self.linsolve.solve(rhs_i)
+        # (1, b; 0, b; 0, H; 0, btilde)·Z: y1, the dense vectors, the error.
+        out = torch.mm(self._out, Z.view(self.s + 1, B * n)).view(-1, B, n)
+        y1 = out[0]
+        err = out[-1]
+        v = out[1 : 1 + self._nv].transpose(0, 1)
         f1 = f_last if self.fsal else None
         return StepAttempt(
             y1=y1,
