@@ -48,8 +48,25 @@ def _matrix(rows: Sequence[Sequence[_Entry]], y: Tensor, p: Tensor) -> Tensor:
     Entries are tensors of the batch shape (or 0-d) or plain numbers (structural zeros and
     constants); each is broadcast to ``broadcast(y.shape[:-1], p.shape[:-1])``.
     """
-    zero = y.new_zeros(torch.broadcast_shapes(y.shape[:-1], p.shape[:-1]))
-    return torch.stack([torch.stack([zero + e for e in row], -1) for row in rows], -2)
+    shape = torch.broadcast_shapes(y.shape[:-1], p.shape[:-1])
+    n = len(rows)
+    consts = [0.0] * (n * n)
+    idx: list[int] = []
+    vals: list[Tensor] = []
+    for i, row in enumerate(rows):
+        for j, e in enumerate(row):
+            if isinstance(e, Tensor):
+                idx.append(i * n + j)
+                vals.append(e)
+            else:
+                consts[i * n + j] = float(e)
+    # The constants as a template, the tensor entries written in with one indexed copy
+    # (a handful of operations instead of one per entry: this runs once per step).
+    out = torch.tensor(consts, dtype=y.dtype, device=y.device).expand(*shape, n * n).clone()
+    if vals:
+        stacked = torch.stack(torch.broadcast_tensors(*vals), -1).expand(*shape, len(vals))
+        out[..., idx] = stacked.to(y.dtype)
+    return out.view(*shape, n, n)
 
 
 def _params(values: Sequence[float], expected: int, name: str, dtype: torch.dtype) -> Tensor:
