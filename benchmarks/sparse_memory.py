@@ -12,6 +12,7 @@ rtol = 1e-6, atol = 1e-8, float64. Contenders:
   (``brusselator_1d_jac_sparse``, a torch sparse COO tensor);
 - ``KenCarp4 gmres``: ``linsolve="gmres"`` with no pattern and no Jacobian at all:
   Newton–Krylov, finite-difference Jacobian-vector products;
+- ``QNDF sparse``: the variable-order BDF with the analytic sparse Jacobian and SuperLU;
 - ``scipy Radau (sparse jac)``: SciPy's Radau with the analytic Jacobian as a CSC matrix.
 
 Every contender runs in its own fresh Python process (``--timeout`` seconds at most): it
@@ -48,6 +49,7 @@ CONTENDERS = (
     "KenCarp4 sparse",
     "KenCarp4 sparse+jac",
     "KenCarp4 gmres",
+    "QNDF sparse",
     "scipy Radau (sparse jac)",
 )
 COLUMNS = [
@@ -103,6 +105,8 @@ def make(n_grid, t1):
         return prob.remake(jac=brusselator_1d_jac_sparse), hq.KenCarp4(linsolve="sparse")
     if name == "KenCarp4 gmres":
         return prob.remake(jac=None, jac_prototype=None), hq.KenCarp4(linsolve="gmres")
+    if name == "QNDF sparse":
+        return prob.remake(jac=brusselator_1d_jac_sparse), hq.QNDF(linsolve="sparse")
     return prob, None
 
 def run(prob, solver, rtol, atol):

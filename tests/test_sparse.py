@@ -370,12 +370,38 @@ def test_gmres_with_a_rosenbrock_method_is_refused() -> None:
         hq.solve(prob, hq.Rodas5P(linsolve="gmres"))
 
 
-def test_sparse_needs_a_pattern_and_bdf_has_no_sparse_path_yet() -> None:
+def test_sparse_needs_a_pattern_and_bdf_has_no_gmres_path_yet() -> None:
     prob = brusselator_1d(n_grid=10).remake(jac_prototype=None)
     with pytest.raises(ValueError, match=r"needs the Jacobian's sparsity: give jac_prototype"):
         hq.solve(prob, hq.KenCarp4(linsolve="sparse"))
-    with pytest.raises(ValueError, match=r"linsolve='sparse' is not available for QNDF"):
-        hq.solve(brusselator_1d(n_grid=10), hq.QNDF(linsolve="sparse"))
+    with pytest.raises(ValueError, match=r"needs the Jacobian's sparsity: give jac_prototype"):
+        hq.solve(prob, hq.QNDF(linsolve="sparse"))
+    with pytest.raises(ValueError, match=r"linsolve='gmres' is not available for QNDF"):
+        hq.solve(brusselator_1d(n_grid=10), hq.QNDF(linsolve="gmres"))
+
+
+def test_qndf_sparse_matches_radau_and_its_dense_path(radau1: np.ndarray) -> None:
+    # QNDF's Newton matrix M − cJ on the pattern (SuperLU), n = 1000; the same steps,
+    # orders and counts as the dense LU, to rounding.
+    prob = brusselator_1d(n_grid=500, tspan=(0.0, 1.0))
+    sparse = hq.solve(prob, hq.QNDF(linsolve="sparse"), rtol=1e-8, atol=1e-10, saveat=[1.0])
+    assert sparse.retcode == hq.ReturnCode.Success
+    assert _rel_err(sparse.y[-1], radau1) < 1e-6
+    small = brusselator_1d(n_grid=40, tspan=(0.0, 1.0))
+    a = hq.solve(small, hq.QNDF(linsolve="sparse"), rtol=1e-7, atol=1e-9)
+    b = hq.solve(small, hq.QNDF(linsolve="dense"), rtol=1e-7, atol=1e-9)
+    assert int(a.stats.naccept) == int(b.stats.naccept)
+    assert int(a.stats.nlu) == int(b.stats.nlu)
+    assert float(((a.y[-1] - b.y[-1]).abs() / b.y[-1].abs()).max()) < 1e-10
+
+
+def test_qndf_sparse_with_a_mass_matrix() -> None:
+    base = hq.library.robertson(dae=True, tspan=(0.0, 100.0))
+    prob = base.remake(jac_prototype=np.ones((3, 3)))
+    dense = hq.solve(prob, hq.QNDF(linsolve="dense"), rtol=1e-8, atol=1e-10)
+    sparse = hq.solve(prob, hq.QNDF(linsolve="sparse"), rtol=1e-8, atol=1e-10)
+    assert sparse.retcode == hq.ReturnCode.Success
+    assert torch.allclose(sparse.y[-1], dense.y[-1], rtol=1e-9, atol=1e-14)
 
 
 @pytest.mark.parametrize("solver", [hq.Rodas5P(linsolve="sparse"), hq.KenCarp4(linsolve="sparse")])

@@ -115,8 +115,9 @@ class ODEProblem(AbstractProblem):
             ``torch.func`` (or by finite differences where ``f`` is not a torch function).
         mass_matrix: optional constant ``(n, n)`` matrix ``M`` of ``M y' = f(t, y, p)``,
             shared by the batch. It may be singular: a zero row makes that equation
-            algebraic (an index-1 DAE; ``y0`` must then be consistent). Rosenbrock and BDF
-            solvers accept it.
+            algebraic (an index-1 DAE). ``solve`` makes an inconsistent ``y0`` consistent
+            by default (Brown's method on the algebraic variables, the zero columns of
+            ``M``; see ``initializealg``). Rosenbrock and BDF solvers accept it.
         jac_prototype: optional sparsity pattern of the Jacobian, ``(n, n)``: a torch
             sparse tensor, a SciPy sparse matrix or a dense boolean/0-1 array. Large
             stiff systems use it to avoid dense ``n × n`` matrices.

@@ -33,6 +33,11 @@ class ReturnCode(enum.IntEnum):
     ConvergenceFailure = 5
     """An implicit solver could not solve its step equations (a singular iteration matrix
     or a diverging Newton iteration) even after shrinking the step below ``dtmin``."""
+    InitialFailure = 6
+    """The initial values of a DAE (a singular ``mass_matrix``) do not satisfy its algebraic
+    equations and were not made consistent: ``initializealg="check"`` found them
+    inconsistent, or Brown's initialisation (``"auto"``, ``"brown"``) did not converge. The
+    sample was not integrated; its ``y0`` is kept."""
 
     def __str__(self) -> str:
         return f"ReturnCode.{self.name}"

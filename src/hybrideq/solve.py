@@ -11,6 +11,7 @@ from torch import Tensor
 
 from hybrideq.engines import resolve_engine
 from hybrideq.engines.torch import SolveOptions, solve_ode
+from hybrideq.engines.torch._dae_init import INIT_ALGS
 from hybrideq.problems import ODEProblem
 from hybrideq.sensitivity import AbstractSensitivityAlgorithm
 from hybrideq.solution import Solution
@@ -122,6 +123,7 @@ def solve(
     heuristics: bool = False,
     progress: bool = False,
     stepping: str = "per_sample",
+    initializealg: str = "auto",
     engine: str = "auto",
 ) -> Solution:
     """Solve a differential-equation problem.
@@ -161,6 +163,19 @@ def solve(
             stepping can take fewer steps for a homogeneous batch (training minibatches),
             but a hard sample sets everyone's step and each sample's accuracy is only
             controlled on average.
+        initializealg: how the initial values of a DAE (a singular ``mass_matrix``) are
+            made consistent with its algebraic equations, as DifferentialEquations.jl's
+            ``initializealg``. ``"auto"`` (the default): where ``y0`` violates them beyond
+            the tolerances (weighted RMS norm with ``atol + rtol·|y|`` above 1), solve them
+            for the algebraic variables by Newton's method, keeping the differential ones
+            (Brown, Hindmarsh & Petzold's ``BrownFullBasicInit``); ``"brown"``: always
+            (polishes a consistent ``y0`` too); ``"check"``: only check; ``"none"``:
+            integrate ``y0`` as given. An inconsistent sample under ``"check"``, or one where
+            Newton fails, is not integrated and ends with ``ReturnCode.InitialFailure``
+            (under ``stepping="joint"`` the batch is one system: one such sample fails all).
+            The mass matrix must be in semi-explicit form (zero rows and columns for the
+            algebraic equations and variables) for ``"auto"``/``"brown"`` to correct
+            ``y0``. No effect without a mass matrix. See the example below.
         engine: ``"auto"``, ``"torch"`` or ``"julia"``.
 
     Returns:
@@ -188,6 +203,17 @@ def solve(
         ... )
         >>> sol.y.shape, round(float(sol.y[-1, 0]), 6)
         (torch.Size([11, 3]), 0.135335)
+
+        An index-1 DAE whose ``y0`` violates ``0 = y1 + y2 + y3 − 1``: the default
+        ``initializealg="auto"`` starts from the consistent ``y3 = 0``.
+
+        >>> rober = hq.library.robertson(dae=True, tspan=(0.0, 1.0))
+        >>> rober = rober.remake(y0=torch.tensor([1.0, 0.0, 0.5], dtype=torch.float64))
+        >>> sol = hq.solve(rober, hq.Rodas5P(), saveat=[0.0, 1.0], rtol=1e-8, atol=1e-10)
+        >>> sol.y[0].tolist()
+        [1.0, 0.0, 0.0]
+        >>> hq.solve(rober, hq.Rodas5P(), initializealg="check").retcode
+        <ReturnCode.InitialFailure: 6>
     """
     if not isinstance(prob, ODEProblem):
         raise TypeError(f"prob must be an ODEProblem, got {type(prob).__name__}")
@@ -246,6 +272,10 @@ def solve(
         saveat_t, shared = _saveat(saveat, prob)
     if dense is None:
         dense = saveat is None
+    if initializealg not in INIT_ALGS:
+        raise ValueError(
+            f"initializealg must be one of {', '.join(map(repr, INIT_ALGS))}, got {initializealg!r}"
+        )
     if stepping not in ("per_sample", "joint"):
         raise ValueError(f"stepping must be 'per_sample' or 'joint', got {stepping!r}")
     joint = stepping == "joint" and prob.batched
@@ -271,5 +301,6 @@ def solve(
         sensealg=sensealg,
         progress=bool(progress),
         joint=joint,
+        initializealg=initializealg,
     )
     return solve_ode(prob, solver, opts)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, final
 
-from hybrideq.solvers._base import AbstractImplicitSolver, AbstractODESolver
+from hybrideq.solvers._base import (
+    AbstractBDF,
+    AbstractDIRK,
+    AbstractImplicitSolver,
+    AbstractODESolver,
+    AbstractRosenbrock,
+)
 from hybrideq.tableaus import TSIT5, VERN7
 
 if TYPE_CHECKING:
@@ -24,8 +30,26 @@ class AbstractAutoSwitch(AbstractODESolver):
     step doubled); below ``stifftol`` on more than ``maxnonstiffstep`` consecutive steps
     moves it back (its step halved). Decided per sample of a batch.
 
+    While a sample is on ``stiff_alg`` its stiffness estimate is ``‖J‖_∞``, taken whenever
+    ``stiff_alg`` computes a new Jacobian. With a variable-order BDF (``QNDF()``,
+    ``QBDF()``) a sample that switches to it restarts the BDF at order 1 from its current
+    state, with the doubled step, and from then on the BDF chooses the sample's steps and
+    orders itself, as when it runs alone (OrdinaryDiffEq.jl's FBDF restarts the same way
+    after a switch). Dense output and ``saveat`` use each step's own method's interpolant.
+
     Args:
-        stiff_alg: the stiff method, a Rosenbrock or ESDIRK solver such as ``Rodas5P()``.
+        stiff_alg: the stiff method, an instance of a Rosenbrock method (``Rodas5P()``,
+            ``Rodas4()``, ``Rosenbrock23()``), an ESDIRK method (``KenCarp4()``,
+            ``Kvaerno5()``, ``TRBDF2()``) or a variable-order BDF method (``QNDF()``,
+            ``QBDF()``). Anything else is a ``TypeError``. A composite cannot take a
+            mass matrix (its explicit method cannot), whatever ``stiff_alg`` is.
+        maxstiffstep: consecutive stiff detections before switching to ``stiff_alg``.
+        maxnonstiffstep: consecutive non-stiff detections before switching back.
+        nonstifftol: the stiffness threshold on the explicit method.
+        stifftol: the stiffness threshold on ``stiff_alg``.
+        dtfac: the step factor at a switch (times ``dtfac`` into ``stiff_alg``, divided
+            by it out of it).
+        stiffalgfirst: start every sample on ``stiff_alg``.
     """
 
     stiff_alg: AbstractImplicitSolver
@@ -40,10 +64,11 @@ class AbstractAutoSwitch(AbstractODESolver):
     supports_mass_matrix: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.stiff_alg, AbstractImplicitSolver):
+        if not isinstance(self.stiff_alg, (AbstractRosenbrock, AbstractDIRK, AbstractBDF)):
             raise TypeError(
-                f"{type(self).__name__} needs a stiff solver instance such as Rodas5P() as "
-                f"stiff_alg, got {self.stiff_alg!r}"
+                f"{type(self).__name__} needs a stiff solver instance as stiff_alg: a "
+                "Rosenbrock method (e.g. Rodas5P()), an ESDIRK method (e.g. KenCarp4()) or a "
+                f"BDF method (QNDF(), QBDF()); got {self.stiff_alg!r}"
             )
         for name in ("maxstiffstep", "maxnonstiffstep"):
             if getattr(self, name) < 0:
@@ -78,6 +103,10 @@ class AbstractAutoSwitch(AbstractODESolver):
 class AutoTsit5(AbstractAutoSwitch):
     """AutoTsit5: Tsit5 with automatic switching to a stiff method (per sample).
 
+    ``stiff_alg`` is a Rosenbrock (``AutoTsit5(Rodas5P())``), ESDIRK
+    (``AutoTsit5(KenCarp4())``) or variable-order BDF method (``AutoTsit5(QNDF())``); see
+    :class:`AbstractAutoSwitch` for the switching rule and the other options.
+
     Example:
         >>> import torch, hybrideq as hq
         >>> prob = hq.library.van_der_pol(mu=1e3, tspan=(0.0, 100.0))
@@ -98,7 +127,12 @@ class AutoTsit5(AbstractAutoSwitch):
 @final
 @dataclass(frozen=True)
 class AutoVern7(AbstractAutoSwitch):
-    """AutoVern7: Vern7 with automatic switching to a stiff method (per sample)."""
+    """AutoVern7: Vern7 with automatic switching to a stiff method (per sample).
+
+    ``stiff_alg`` is a Rosenbrock (``AutoVern7(Rodas5P())``), ESDIRK
+    (``AutoVern7(KenCarp4())``) or variable-order BDF method (``AutoVern7(QBDF())``); see
+    :class:`AbstractAutoSwitch` for the switching rule and the other options.
+    """
 
     order: ClassVar[int] = 7
     stability_size: ClassVar[float | None] = 4.64

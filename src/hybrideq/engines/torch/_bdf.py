@@ -88,12 +88,14 @@ for a singular ``M``) and the loop's initial step, which is computed for the ste
 :attr:`~BDFStepper.order` ``= 1``, the order the first steps are taken at (scipy's and
 ``ode15s``'s choice: the step from the Hairer–Nørsett–Wanner rule for an order-1 method).
 A state that changed under the stepper between steps (a jump at a stop time) restarts
-that sample at order 1.
+that sample at order 1, and so does :meth:`BDFStepper.restart` (a composite method's
+switch into BDF; :mod:`._composite`).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -102,6 +104,7 @@ from torch import Tensor
 from hybrideq.engines.torch._implicit_loop import StepAttempt
 from hybrideq.engines.torch._interpolation import InterpolationScheme
 from hybrideq.engines.torch._jacobian import JacobianProvider
+from hybrideq.engines.torch._linsolve import DenseLU, LinearSolver
 from hybrideq.engines.torch._loop import RHS
 
 __all__ = ["NDF_KAPPA", "BDFStepper", "dense_rows"]
@@ -159,18 +162,23 @@ class BDFStepper:
         batch: int,
         dtype: torch.dtype,
         device: torch.device,
+        linsolve: LinearSolver | None = None,
     ) -> None:
         if not 1 <= max_order <= MAX_ORDER:
             raise ValueError(f"max_order must be 1 … {MAX_ORDER}, got {max_order}")
         self.rhs = rhs
         self.jacobian = jacobian
         self.mass = mass
+        # W = M − cJ is factorised and solved by the linear solver (α = 1, β = c): batched
+        # dense LU by default, SuperLU on the sparsity pattern with linsolve="sparse".
+        self.linsolve = linsolve if linsolve is not None else DenseLU(mass)
         self.rtol, self.atol = rtol, atol
         self.K = K = int(max_order)
         self.max_newton = int(max_newton)
         self.joint = joint
         self.order = 1  # the order of the first step (the loop's initial step uses it)
-        self.scheme = InterpolationScheme.polynomial(f"bdf:{K}", dense_rows(K))
+        self.scheme_key = f"bdf:{K}"
+        self.scheme = InterpolationScheme.polynomial(self.scheme_key, dense_rows(K))
         eps = torch.finfo(dtype).eps
         r = float(torch.as_tensor(rtol).min())
         self.newton_tol = max(10 * eps / r, min(0.03, r**0.5))
@@ -202,9 +210,9 @@ class BDFStepper:
         self.h = torch.ones(batch, dtype=dtype, device=device)
         self.n_equal = torch.zeros(batch, dtype=torch.int64, device=device)
         self.started = z.clone()
-        self.J: Tensor | None = None
-        self.lu: Tensor | None = None
-        self.piv: Tensor | None = None
+        self.J: Any = None  # in the linear solver's representation
+        self._jnorm: Tensor | None = None  # ‖J‖_∞, computed when asked for
+        self._no_jnorm = torch.zeros(batch, dtype=dtype, device=device)
         self.j_valid = z.clone()  # a Jacobian is held
         self.j_fresh = z.clone()  # … and it was computed at the current point
         self.c_lu = torch.zeros(batch, dtype=dtype, device=device)  # c of the LU
@@ -246,28 +254,42 @@ class BDFStepper:
     def _factor(self, need: Tensor, c: Tensor) -> Tensor:
         """Refactorise ``M − cJ`` for the samples in ``need``; returns the singular ones."""
         assert self.J is not None
-        n = self.J.shape[-1]
-        m = (
-            self.mass
-            if self.mass is not None
-            else torch.eye(n, dtype=self.J.dtype, device=self.J.device)
-        )
-        W = m - c[:, None, None] * self.J
-        lu, piv, info = torch.linalg.lu_factor_ex(W)
-        if self.lu is None or self.piv is None:
-            self.lu, self.piv = lu, piv
-        else:
-            self.lu = torch.where(need[:, None, None], lu, self.lu)
-            self.piv = torch.where(need[:, None], piv, self.piv)
+        singular = self.linsolve.factor(self.J, None, c, need)
         self.c_lu = torch.where(need, c, self.c_lu)
         self.lu_valid = self.lu_valid | need
-        return need & (info != 0)
+        return need & singular
 
     def _jac(self, need: Tensor, t: Tensor, y: Tensor) -> None:
         jac, _ = self.jacobian(t, y, None)
-        self.J = jac if self.J is None else torch.where(need[:, None, None], jac, self.J)
+        self.J = jac if self.J is None else self.linsolve.where(need, jac, self.J)
         self.j_valid = self.j_valid | need
         self.j_fresh = self.j_fresh | need
+        self._jnorm = None
+
+    @property
+    def jnorm(self) -> Tensor:
+        """``‖J‖_∞`` per sample (the stiffness switch's eigenvalue bound), detached.
+
+        Of the Jacobian held, which may be from an earlier point: a composite reads it only
+        where the attempt reports ``njac`` (a Jacobian computed in that attempt).
+        """
+        if self._jnorm is None:
+            if self.J is None:
+                return self._no_jnorm
+            self._jnorm = self.linsolve.norm_inf(self.J)
+        return self._jnorm
+
+    def restart(self, mask: Tensor) -> None:
+        """Forget the history of the samples in ``mask`` (a composite's switch into BDF).
+
+        Their next :meth:`attempt` starts afresh at order 1 from the ``(t, y, f0)`` it is
+        given, with the ``dt`` it is given (module docstring, *Start*), and computes a new
+        Jacobian there: the one held is from before the samples left this method.
+        """
+        self.started = self.started & ~mask
+        self.j_valid = self.j_valid & ~mask
+        self.j_fresh = self.j_fresh & ~mask
+        self.lu_valid = self.lu_valid & ~mask
 
     def _newton(
         self,
@@ -282,8 +304,6 @@ class BDFStepper:
 
         Returns ``d``, the converged mask, iterations per sample and evaluations of ``f``.
         """
-        lu, piv = self.lu, self.piv
-        assert lu is not None and piv is not None
         tol = self.newton_tol
         maxit = self.max_newton
         d = torch.zeros_like(y_pred)
@@ -299,7 +319,7 @@ class BDFStepper:
             still = still & torch.isfinite(f).all(-1)
             # (M − cJ) Δ = c f(t_{n+1}, y⁰ + d) − M (ψ + d)
             res = cc * f - self._m(psi + d)
-            dy = torch.linalg.lu_solve(lu, piv, res[:, :, None])[:, :, 0]
+            dy = self.linsolve.solve(res, scale)
             ndy = self._norm(dy.detach(), scale)
             iters = iters + still
             rate = one_minus = ndy  # placeholders, used from the second iteration on

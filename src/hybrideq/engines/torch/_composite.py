@@ -18,6 +18,26 @@ batch evaluates both on the whole batch (``f`` sees whole batches only) and keep
 sample's own result. Dense output concatenates both methods' interpolation vectors, the
 unused method's set to zero, so one interpolant serves every step.
 
+**A variable-order BDF as the stiff method** (``AutoTsit5(QNDF())``; :mod:`._bdf`). The
+BDF stepper is self-controlled and keeps a history per sample (order, backward
+differences, step). While a sample is on it, its next step and order are the BDF's own
+choice (:meth:`~._bdf.BDFStepper.propose`), not the stiff PI controller's. A sample that
+switches into BDF restarts it: order 1 from its current ``(t, y, f)``, with the step the
+switching rule gives (the explicit proposal times ``dtfac``), and a new Jacobian there
+(:meth:`~._bdf.BDFStepper.restart`); a history left behind when a sample switched out is
+never reused. OrdinaryDiffEq.jl restarts its multistep methods the same way:
+``choose_algorithm!`` (``OrdinaryDiffEqCore/src/perform_step/composite_perform_step.jl``)
+calls ``initialize!`` on the cache it switches to, and FBDF's ``initialize!``
+(``OrdinaryDiffEqBDF/src/bdf_perform_step.jl``) runs ``reinitFBDF!``
+(``bdf_utils.jl``) with ``derivative_discontinuity`` set, which resets the order to 1 and
+clears the history (the default ``transfer_cache!`` hands nothing over). Its QNDF's
+``initialize!`` resets only the dense-output vectors, so a QNDF history from before a
+non-stiff stretch would be picked up again; we restart QNDF as FBDF does. The BDF's
+``f(t_{n+1}, y_{n+1})`` is the converged Newton value, not a new evaluation, so a sample
+that switches back to the explicit method evaluates ``f`` once at its current point before
+its first explicit step. Dense output needs nothing special: the BDF interpolant
+(:func:`~._bdf.dense_rows`) has the same ``y0 + Σ P_j(θ) V_j`` form over the step.
+
 Not reproduced: OrdinaryDiffEq's ``switch_max``/``do_error_check`` shortcut, which skips the
 error test of a non-stiff step right after a stiffness detection.
 """
@@ -27,6 +47,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hybrideq.engines.torch._bdf import BDFStepper
 from hybrideq.engines.torch._controller import PIController, PIState
 from hybrideq.engines.torch._dirk import DIRKStepper
 from hybrideq.engines.torch._implicit_loop import StepAttempt
@@ -115,12 +136,16 @@ class ExplicitRKStepper:
 
 
 class CompositeStepper:
-    """Per-sample switching between a non-stiff explicit and a stiff Rosenbrock stepper."""
+    """Per-sample switching between a non-stiff explicit stepper and a stiff one.
+
+    The stiff stepper is a one-step method (Rosenbrock, ESDIRK), stepped by the stiff PI
+    controller, or the variable-order BDF, which chooses its own steps (module docstring).
+    """
 
     def __init__(
         self,
         nonstiff: ExplicitRKStepper,
-        stiff: RosenbrockStepper | DIRKStepper,
+        stiff: RosenbrockStepper | DIRKStepper | BDFStepper,
         stability_size: float,
         ctl_nonstiff: PIController,
         ctl_stiff: PIController,
@@ -135,7 +160,9 @@ class CompositeStepper:
         stiffalgfirst: bool = False,
     ) -> None:
         self.nonstiff, self.stiff = nonstiff, stiff
-        self.order = nonstiff.order
+        self.multistep = isinstance(stiff, BDFStepper)
+        # The loop's initial step is computed for this order; a BDF starts at order 1.
+        self.order = stiff.order if (self.multistep and stiffalgfirst) else nonstiff.order
         self.stability_size = stability_size
         self.maxstiffstep, self.maxnonstiffstep = maxstiffstep, maxnonstiffstep
         self.nonstifftol, self.stifftol, self.dtfac = nonstifftol, stifftol, dtfac
@@ -152,13 +179,33 @@ class CompositeStepper:
         self.last_eigen = torch.zeros(batch, dtype=dtype, device=device)
         self.last_stiff = self.is_stiff.clone()
         self.switched = torch.zeros(batch, dtype=torch.int64, device=device)
+        # Samples back on the explicit method after BDF, whose f0 is still the BDF's
+        # Newton value: f is evaluated again until their first accepted explicit step.
+        self.refresh_f0 = torch.zeros(batch, dtype=torch.bool, device=device)
+        self.stiff_attempted = False  # the stiff stepper attempted the last step
+        # Per loop iteration (BDF only): which samples were on the stiff method, and the
+        # BDF order of each accepted BDF step (0 elsewhere).
+        self.stiff_log: list[Tensor] = []
+        self.order_log: list[Tensor] = []
+        self._unlogged = False
 
     def attempt(self, t: Tensor, y: Tensor, f0: Tensor, dt: Tensor, active: Tensor) -> StepAttempt:
         stiff_rows = self.is_stiff & active
+        nonstiff_rows = active & ~self.is_stiff
         any_stiff = bool(stiff_rows.any())
-        any_nonstiff = bool((active & ~self.is_stiff).any())
+        any_nonstiff = bool(nonstiff_rows.any())
         self.last_stiff = self.is_stiff.clone()
-        a = self.nonstiff.attempt(t, y, f0, dt, active & ~self.is_stiff) if any_nonstiff else None
+        self.stiff_attempted = any_stiff
+        self._unlogged = self.multistep
+        extra = 0
+        a = None
+        if any_nonstiff:
+            f0_a = f0
+            refresh = self.refresh_f0 & nonstiff_rows
+            if self.multistep and bool(refresh.any()):
+                f0_a = torch.where(refresh[:, None], self.nonstiff.rhs(t, y), f0)
+                extra = 1
+            a = self.nonstiff.attempt(t, y, f0_a, dt, nonstiff_rows)
         b = self.stiff.attempt(t, y, f0, dt, stiff_rows) if any_stiff else None
         batch, n = y.shape
         if b is not None:
@@ -173,7 +220,7 @@ class CompositeStepper:
         )
         if a is not None and b is None:
             v = torch.cat([a.v, zeros_b], 1)
-            return StepAttempt(a.y1, a.err, a.ok, v, a.f1, a.evals, a.njac, a.nlu)
+            return StepAttempt(a.y1, a.err, a.ok, v, a.f1, a.evals + extra, a.njac, a.nlu)
         if b is not None and a is None:
             v = torch.cat([zeros_a, b.v], 1)
             return StepAttempt(b.y1, b.err, b.ok, v, b.f1, b.evals, b.njac, b.nlu)
@@ -192,19 +239,49 @@ class CompositeStepper:
             ok=torch.where(self.is_stiff, b.ok, a.ok),
             v=v,
             f1=f1,
-            evals=a.evals + b.evals,
-            njac=b.njac & self.is_stiff,
-            nlu=b.nlu & self.is_stiff,
+            evals=a.evals + b.evals + extra,
+            njac=b.njac * self.is_stiff,
+            nlu=b.nlu * self.is_stiff,
         )
 
     def after(self, accept: Tensor, failed: Tensor) -> None:
         self.nonstiff.after(accept, failed)
-        self.stiff.after(accept, failed)
+        if not self.multistep:
+            self.stiff.after(accept, failed)
+            return
+        assert isinstance(self.stiff, BDFStepper)
+        # The BDF commits its history and order only for the samples it stepped.
+        self.stiff.after(accept & self.last_stiff, failed & self.last_stiff)
+        if self._unlogged:  # once per attempt (a jump at a stop time calls again)
+            self._unlogged = False
+            self.stiff_log.append(self.last_stiff)
+            if self.stiff_attempted:
+                self.order_log.append(self.stiff.order_log[-1])
+            else:
+                self.order_log.append(torch.zeros_like(self.count))
+
+    def orders(self) -> tuple[Tensor, Tensor]:
+        """Per loop iteration ``(iterations, B)``: on the stiff method, and the BDF order.
+
+        The order is that of each accepted BDF step (0 elsewhere); BDF composites only.
+        """
+        if not self.order_log:
+            empty = torch.zeros(0, self.count.shape[0], dtype=torch.int64, device=self.count.device)
+            return empty.bool(), empty
+        return torch.stack(self.stiff_log), torch.stack(self.order_log)
 
     def propose(self, dt: Tensor, eest: Tensor, accept: Tensor, failed: Tensor) -> Tensor:
         e = torch.where(failed, 0.0, eest)
         dt_a = self.ctl_a.propose(dt, e, accept & ~self.last_stiff)
-        dt_b = self.ctl_b.propose(dt, e, accept & self.last_stiff)
+        if self.multistep:
+            # The BDF's own step (and order) selection; where it did not step, dt as is.
+            if self.stiff_attempted:
+                assert isinstance(self.stiff, BDFStepper)
+                dt_b = self.stiff.propose(dt, eest, accept & self.last_stiff, failed)
+            else:
+                dt_b = dt
+        else:
+            dt_b = self.ctl_b.propose(dt, e, accept & self.last_stiff)
         dt_new = torch.where(self.last_stiff, dt_b, dt_a)
         # The switching rule, on accepted steps only.
         stiffness = (self.last_eigen * dt).abs() / self.stability_size
@@ -222,4 +299,10 @@ class CompositeStepper:
         dt_new = torch.where(to_nonstiff, dt_new / self.dtfac, dt_new)
         self.is_stiff = (self.is_stiff | to_stiff) & ~to_nonstiff
         self.switched = self.switched + (to_stiff | to_nonstiff).long()
+        if self.multistep:
+            if bool(to_stiff.any()):
+                assert isinstance(self.stiff, BDFStepper)
+                self.stiff.restart(to_stiff)
+            done_a = accept & ~self.last_stiff  # an accepted explicit step: f1 evaluated
+            self.refresh_f0 = (self.refresh_f0 & ~done_a) | to_nonstiff
         return dt_new

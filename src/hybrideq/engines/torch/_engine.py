@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from hybrideq.engines.torch._adjoint import adjoint_solve
 from hybrideq.engines.torch._controller import PIController
+from hybrideq.engines.torch._dae_init import initialize_dae
 from hybrideq.engines.torch._interpolation import DenseOutput
 from hybrideq.engines.torch._jacobian import user_jacobian
 from hybrideq.engines.torch._linsolve import linear_solver_config
@@ -65,6 +66,7 @@ class SolveOptions:
     sensealg: AbstractSensitivityAlgorithm | None
     progress: bool
     joint: bool = False
+    initializealg: str = "auto"  # consistent DAE initial values: auto, brown, check, none
 
 
 def gradient_parameters(prob: ODEProblem) -> list[Tensor]:
@@ -148,7 +150,7 @@ def make_runner(prob: ODEProblem, solver: AbstractODESolver) -> MethodRunner:
                 f"{solver.stiff_alg.name}() directly"
             )
         stiff = make_runner(prob, solver.stiff_alg)
-        assert isinstance(stiff, (RosenbrockRunner, DIRKRunner))
+        assert isinstance(stiff, (RosenbrockRunner, DIRKRunner, BDFRunner))
         return CompositeRunner(solver.nonstiff_tableau, stiff, solver.switch_options())
     if isinstance(solver, AbstractExplicitRK):
         tab = solver.tableau
@@ -200,6 +202,7 @@ def make_runner(prob: ODEProblem, solver: AbstractODESolver) -> MethodRunner:
                 solver.max_order,
                 solver.kappas,
                 solver.max_newton,
+                linsolve=linsolve,
             )
     raise ValueError(f"{solver.name} cannot solve an ODEProblem on the torch engine")
 
@@ -236,6 +239,24 @@ def solve_ode(prob: ODEProblem, solver: AbstractODESolver, opts: SolveOptions) -
         # Direct backpropagation through an implicit method differentiates its Jacobians
         # too (exact discrete gradient); only worth the graph when something needs it.
         runner.differentiable = prob.y0.requires_grad or bool(gradient_parameters(prob))
+    init = None
+    if prob.mass_matrix is not None:  # consistent initial values of a DAE (_dae_init.py)
+        init = initialize_dae(
+            user,
+            prob.mass_matrix,
+            y0,
+            t0,
+            opts.rtol,
+            opts.atol,
+            opts.initializealg,
+            jac=getattr(runner, "problem_jac", None),
+            autodiff=getattr(solver, "autodiff", True),
+            differentiable=runner.differentiable or wants_grad,
+            joint=opts.joint,
+        )
+    if init is not None:
+        y0 = init.y0
+        t1, loop_opts.saveat = init.hold(t0, t1, loop_opts.saveat)
     adj_stats = None
     try:
         if wants_grad and isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint)):
@@ -271,6 +292,8 @@ def solve_ode(prob: ODEProblem, solver: AbstractODESolver, opts: SolveOptions) -
     finally:
         if bar is not None:
             bar.close()
+    if init is not None:
+        res = init.finish(res, opts.saveat)
 
     state = prob.state_shape
     y_out = y_saved.reshape(batch, y_saved.shape[1], *state)

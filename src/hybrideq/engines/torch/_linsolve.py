@@ -615,8 +615,9 @@ def linear_solver_config(prob: ODEProblem, solver: AbstractImplicitSolver) -> Li
     otherwise.
 
     Raises:
-        ValueError: GMRES with a Rosenbrock method; sparse/GMRES with a method that has no
-            such path yet (BDF); ``"sparse"`` without a pattern, or on CUDA.
+        ValueError: GMRES with a method other than a DIRK (a Rosenbrock method needs exact
+            solves; the BDF has no Krylov path yet); ``"sparse"`` without a pattern, or on
+            CUDA.
     """
     requested = getattr(solver, "linsolve", "auto")
     family = _family(solver)
@@ -628,13 +629,20 @@ def linear_solver_config(prob: ODEProblem, solver: AbstractImplicitSolver) -> Li
             "inexact. Use linsolve='sparse' (with a jac_prototype), or a DIRK method such "
             "as KenCarp4(linsolve='gmres')"
         )
-    if requested in ("sparse", "gmres") and family not in ("rosenbrock", "dirk"):
+    if requested == "gmres" and family != "dirk":
         raise ValueError(
-            f"linsolve={requested!r} is not available for {solver.name} yet; use a "
-            "Rosenbrock method (Rodas5P(linsolve='sparse')) or a DIRK method "
-            "(KenCarp4(linsolve='sparse') or KenCarp4(linsolve='gmres')), or linsolve='dense'"
+            f"linsolve='gmres' is not available for {solver.name} yet; use a DIRK method "
+            "(KenCarp4(linsolve='gmres')), or linsolve='sparse' with a jac_prototype, or "
+            "linsolve='dense'"
         )
-    if requested == "dense" or (requested == "auto" and family not in ("rosenbrock", "dirk")):
+    if requested == "sparse" and family not in ("rosenbrock", "dirk", "bdf"):
+        raise ValueError(
+            f"linsolve='sparse' is not available for {solver.name}; use a Rosenbrock, DIRK "
+            "or BDF method (Rodas5P, KenCarp4, QNDF) or linsolve='dense'"
+        )
+    if requested == "dense" or (
+        requested == "auto" and family not in ("rosenbrock", "dirk", "bdf")
+    ):
         return LinearSolverConfig("dense")
     n = prob.n
     if requested == "auto" and (n < AUTO_SPARSE_MIN_N or prob.device.type != "cpu"):

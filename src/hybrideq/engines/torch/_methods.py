@@ -16,6 +16,7 @@ right-hand side, and automatic or finite-difference Jacobians otherwise).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -234,7 +235,11 @@ class DIRKRunner:
 
 
 class CompositeRunner:
-    """Automatic switching between an explicit and a stiff method, per sample."""
+    """Automatic switching between an explicit and a stiff method, per sample.
+
+    The stiff method is a Rosenbrock, an ESDIRK or a variable-order BDF runner; a BDF
+    steps itself while a sample is on it (:class:`~._composite.CompositeStepper`).
+    """
 
     is_implicit = True
 
@@ -249,9 +254,14 @@ class CompositeRunner:
     def __init__(
         self,
         nonstiff: ExplicitRKTableau,
-        stiff: RosenbrockRunner | DIRKRunner,
+        stiff: RosenbrockRunner | DIRKRunner | BDFRunner,
         options: dict[str, Any],
     ) -> None:
+        if not isinstance(stiff, (RosenbrockRunner, DIRKRunner, BDFRunner)):
+            raise TypeError(
+                "the stiff method (stiff_alg) of a composite must be a Rosenbrock, ESDIRK "
+                f"or BDF method (e.g. Rodas5P(), KenCarp4(), QNDF()), got {type(stiff).__name__}"
+            )
         if nonstiff.stability_size is None or nonstiff.stiffness_stages is None:
             raise ValueError(f"{nonstiff.name} has no stiffness estimate to switch on")
         self.tableau = nonstiff
@@ -274,7 +284,13 @@ class CompositeRunner:
         use_problem_jac: bool = False,
     ) -> LoopResult:
         assert self.stability_size is not None
-        stiff = self.stiff.stepper(rhs, y0, opts, jac, use_problem_jac)
+        stiff_opts = opts
+        if isinstance(self.stiff, BDFRunner) and opts.joint:
+            # The switch is decided per sample, so the samples of a batch do not share their
+            # steps on a composite anyway; the BDF chooses per sample too (a joint choice
+            # would average in the samples on the explicit method).
+            stiff_opts = dataclasses.replace(opts, joint=False)
+        stiff = self.stiff.stepper(rhs, y0, stiff_opts, jac, use_problem_jac)
         stepper = CompositeStepper(
             ExplicitRKStepper(self.tableau, rhs),
             stiff,
@@ -289,6 +305,8 @@ class CompositeRunner:
         res = run_implicit_loop(rhs, stepper, y0, t0, t1, opts, self.controller, ncalls)
         res.records["switches"] = stepper.switched
         res.records["stiff_at_end"] = stepper.is_stiff
+        if stepper.multistep:
+            res.records["on_stiff"], res.records["orders"] = stepper.orders()
         return res
 
 
@@ -313,11 +331,13 @@ class BDFRunner:
         max_order: int,
         kappa: tuple[float, ...],
         max_newton: int,
+        linsolve: LinearSolverConfig | None = None,
     ) -> None:
         self.autodiff = autodiff
         self.problem_jac = problem_jac
         self.mass = mass
         self.max_order, self.kappa, self.max_newton = max_order, kappa, max_newton
+        self.linsolve = linsolve if linsolve is not None else LinearSolverConfig()
         self.order = max_order
         # The loop needs a controller; the stepper chooses its own steps (propose).
         self.controller = PIController.for_order(1)
@@ -334,12 +354,20 @@ class BDFRunner:
         batch, n = y0.shape
         j = jac if jac is not None else (self.problem_jac if use_problem_jac else None)
         autodiff = self.autodiff and use_problem_jac
-        provider = JacobianProvider(rhs, n, j, autodiff, need_ft=False)
-        provider.differentiable = self.differentiable and use_problem_jac
+        mass = self.mass if use_problem_jac else None
+        lin = None
+        if self.linsolve.kind == "dense":
+            provider = JacobianProvider(rhs, n, j, autodiff, need_ft=False)
+            provider.differentiable = self.differentiable and use_problem_jac
+        else:
+            own = use_problem_jac and jac is None
+            provider, lin = self.linsolve.build(
+                rhs, y0, j, own, autodiff, False, mass, self.differentiable and use_problem_jac
+            )
         return BDFStepper(
             rhs,
             provider,
-            self.mass if use_problem_jac else None,
+            mass,
             opts.rtol,
             opts.atol,
             self.max_order,
@@ -349,6 +377,7 @@ class BDFRunner:
             batch,
             y0.dtype,
             y0.device,
+            linsolve=lin,
         )
 
     def run(
