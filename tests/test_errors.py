@@ -10,6 +10,7 @@ and keeps everything computed so far; unreached save times hold NaN.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -377,3 +378,17 @@ def test_bad_dtmin_dtmax(name: str) -> None:
         hq.solve(prob(), hq.Tsit5(), **{name: -1.0})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=name):
         hq.solve(prob(), hq.Tsit5(), **{name: torch.ones(3, dtype=F64)})  # type: ignore[arg-type]
+
+
+def test_rtol_below_the_dtype_resolution_warns() -> None:
+    # float32 cannot resolve rtol = 1e-9: say so instead of grinding through tiny steps.
+    def f(t: torch.Tensor, y: torch.Tensor, p: object) -> torch.Tensor:
+        return -y
+
+    prob = hq.ODEProblem(f, torch.ones(1), (0.0, 0.01))
+    with pytest.warns(UserWarning, match=r"rtol=1e-09 is below the resolution of torch.float32"):
+        hq.solve(prob, hq.Tsit5(), rtol=1e-9, atol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prob64 = hq.ODEProblem(f, torch.ones(1, dtype=torch.float64), (0.0, 0.01))
+        hq.solve(prob64, hq.Tsit5(), rtol=1e-9)

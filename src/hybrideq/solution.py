@@ -179,7 +179,7 @@ class Solution:
 
     Example:
         >>> import torch, hybrideq as hq
-        >>> prob = hq.ODEProblem(lambda t, y, p: -y, torch.ones(2), (0.0, 1.0))
+        >>> prob = hq.ODEProblem(lambda t, y, p: -y, torch.ones(2, dtype=torch.float64), (0.0, 1.0))
         >>> sol = hq.solve(prob, hq.Tsit5(), rtol=1e-8, atol=1e-10)
         >>> round(float(sol(0.5)[0]), 6)
         0.606531

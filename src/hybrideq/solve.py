@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any
 
 import numpy as np
@@ -231,6 +232,15 @@ def solve(
     batch = prob.batch_size
     rt = _tolerance("rtol", rtol, prob)
     at = _tolerance("atol", atol, prob)
+    eps = torch.finfo(prob.dtype).eps
+    if float(rt.min()) < eps:
+        warnings.warn(
+            f"rtol={float(rt.min()):g} is below the resolution of {prob.dtype} "
+            f"(eps = {eps:.2g}): the error control cannot meet it, so the solver takes tiny "
+            "steps or stops early; use float64 (e.g. y0.double()) or rtol >= "
+            f"{10 * eps:.0e}",
+            stacklevel=2,
+        )
     if adaptive is None:
         adaptive = solver.is_adaptive
     elif adaptive and not solver.is_adaptive:
