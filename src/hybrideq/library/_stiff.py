@@ -120,13 +120,23 @@ def robertson(
         [1.0, 1.0, 0.0]
     """
 
+    # Stoichiometry S (species × reactions) of the three reactions A → B, 2B → B + C,
+    # B + C → A + C: y' = S r with the rates r = (k1 y1, k2 y2², k3 y2 y3). Written as one
+    # product (a few tensor operations per call instead of one per term).
+    stoich = [[-1.0, 0.0, 1.0], [1.0, -1.0, -1.0], [0.0, 1.0, 0.0]]
+    s_t: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
     def f(t: Tensor, y: Tensor, p: Tensor) -> Tensor:
-        k1, k2, k3 = p[..., 0], p[..., 1], p[..., 2]
-        y1, y2, y3 = y[..., 0], y[..., 1], y[..., 2]
-        r1, r2, r3 = k1 * y1, k2 * y2 * y2, k3 * y2 * y3  # the three reaction rates
-        if dae:
-            return torch.stack([-r1 + r3, r1 - r2 - r3, y1 + y2 + y3 - 1.0], -1)
-        return torch.stack([-r1 + r3, r1 - r2 - r3, r2], -1)
+        key = (y.device, y.dtype)
+        st = s_t.get(key)
+        if st is None:
+            st = s_t[key] = torch.tensor(stoich, dtype=y.dtype, device=y.device).T.contiguous()
+        y1, y2, y3 = y.unbind(-1)
+        r = p * torch.stack([y1, y2 * y2, y2 * y3], -1)  # the three reaction rates
+        out = r @ st
+        if dae:  # 0 = y1 + y2 + y3 − 1
+            return torch.cat([out[..., :2], y.sum(-1, keepdim=True) - 1.0], -1)
+        return out
 
     def jac(t: Tensor, y: Tensor, p: Tensor) -> Tensor:
         k1, k2, k3 = p[..., 0], p[..., 1], p[..., 2]
@@ -344,12 +354,27 @@ def pollution(
     bimolecular = torch.tensor([len(r[0]) == 2 for r in _POLLU_REACTIONS])
     i_first, i_second = torch.tensor(first), torch.tensor(second)
 
+    # The index tensors and S on the state's device and dtype, made once per (device, dtype).
+    cache: dict[tuple[torch.device, torch.dtype], tuple[Tensor, ...]] = {}
+
+    def _consts(y: Tensor) -> tuple[Tensor, ...]:
+        key = (y.device, y.dtype)
+        c = cache.get(key)
+        if c is None:
+            dev = y.device
+            c = cache[key] = (
+                stoich.to(device=dev, dtype=y.dtype),
+                bimolecular.to(dev),
+                i_first.to(dev),
+                i_second.to(dev),
+            )
+        return c
+
     def _parts(y: Tensor, p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(y_first, factor from the second reactant (1 if none), S) for every reaction."""
-        s = stoich.to(device=y.device, dtype=y.dtype)
-        mask = bimolecular.to(y.device)
-        a = y[..., i_first.to(y.device)]
-        b = torch.where(mask, y[..., i_second.to(y.device)], torch.ones_like(a))
+        s, mask, i1, i2 = _consts(y)
+        a = y[..., i1]
+        b = torch.where(mask, y[..., i2], 1.0)
         return a, b, s
 
     def f(t: Tensor, y: Tensor, p: Tensor) -> Tensor:
@@ -361,13 +386,11 @@ def pollution(
         a, b, s = _parts(y, p)
         n = y.shape[-1]
         eye = torch.eye(n, dtype=y.dtype, device=y.device)
-        mask = bimolecular.to(y.device)
+        _, mask, i1, i2 = _consts(y)
         # ∂r_j/∂y = k_j (y_second e_first + y_first e_second) for bimolecular reactions,
         # k_j e_first for unimolecular ones.
-        d_first = (p * b).unsqueeze(-1) * eye[i_first.to(y.device)]
-        d_second = (p * torch.where(mask, a, torch.zeros_like(a))).unsqueeze(-1) * eye[
-            i_second.to(y.device)
-        ]
+        d_first = (p * b).unsqueeze(-1) * eye[i1]
+        d_second = (p * torch.where(mask, a, torch.zeros_like(a))).unsqueeze(-1) * eye[i2]
         return s @ (d_first + d_second)  # ∂f/∂y = S ∂r/∂y
 
     y0 = torch.zeros(20, dtype=dtype)
