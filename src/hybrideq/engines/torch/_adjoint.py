@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from hybrideq.engines.torch._jacobian import JacobianProvider
+from hybrideq.engines.torch._linsolve import PatternJacobian
 from hybrideq.engines.torch._loop import LoopOptions, LoopResult
 from hybrideq.engines.torch._methods import JacFn, MethodRunner
 from hybrideq.engines.torch._rhs import AdjointRHS, UserRHS
@@ -81,7 +82,7 @@ class _AdjointRunner:
             self.user, y0, self.t0, self.t1, opts, lambda: self.user.ncalls, use_problem_jac=True
         )
 
-    def _adjoint_jacobian(self, state_from: Any) -> JacFn | None:
+    def _adjoint_jacobian(self, state_from: Any) -> Any:
         """``∂(−aᵀ ∂f/∂y)ᵀ/∂a = −J_f(t, y(t))ᵀ`` for an implicit method's backward solve."""
         if not self.method.is_implicit:
             return None
@@ -94,7 +95,25 @@ class _AdjointRunner:
                 j, _ = provider(t, y)
             return -j.transpose(1, 2)
 
-        return jac
+        lin = getattr(self.method, "linsolve", None)
+        if lin is None or lin.kind != "sparse" or lin.pattern is None:
+            return jac
+        # The sparse path: −J_fᵀ as values on the transposed pattern (J_f's values from
+        # the user's sparse jac, or colored autograd/differences of f, at y(t)), so the
+        # backward solve factorises with SuperLU too and no n × n matrix is formed.
+        pattern = lin.pattern.to(self.y0.device)
+        transposed, perm = pattern.transpose()
+        sparse = JacobianProvider(
+            self.user, n, lin.jac, self.autodiff, need_ft=False, pattern=pattern, output="sparse"
+        )
+
+        def values(t: Tensor, a: Tensor) -> Tensor:
+            y = state_from(t)
+            with torch.no_grad():
+                v, _ = sparse(t, y)
+            return -v[:, perm]
+
+        return PatternJacobian(transposed, values, dense=jac)
 
     def _tolerances(self, like: Tensor, widen: bool) -> tuple[Tensor, Tensor]:
         sa, opts = self.sensealg, self.opts

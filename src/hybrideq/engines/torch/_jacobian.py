@@ -184,6 +184,12 @@ class SparsePattern:
         out._colors = self._colors
         return out
 
+    def transpose(self) -> tuple[SparsePattern, Tensor]:
+        """The pattern of ``Jᵀ`` and the permutation ``perm`` with ``vals_T = vals[:, perm]``
+        (entry ``(i, j)`` of ``Jᵀ`` is entry ``(j, i)`` of ``J``)."""
+        pt = SparsePattern(self.cols, self.rows, self.n)
+        return pt, self.locate(pt.cols, pt.rows)
+
     def locate(self, rows: Tensor, cols: Tensor) -> Tensor:
         """Positions of the entries ``(rows, cols)`` in the pattern; ``ValueError`` if absent."""
         keys = rows.to(torch.int64) * self.n + cols.to(torch.int64)

@@ -79,6 +79,7 @@ __all__ = [
     "DenseLU",
     "LinearSolver",
     "LinearSolverConfig",
+    "PatternJacobian",
     "SparseLU",
     "linear_solver_config",
 ]
@@ -559,6 +560,16 @@ class LinearSolverConfig:
         differences of ``rhs``, so no ``n × n`` matrix is formed).
         """
         batch, n = y0.shape
+        if self.kind == "sparse" and isinstance(dense_jac, PatternJacobian):
+            # A right-hand side that brings its own pattern (an adjoint system: −J_fᵀ).
+            pattern = dense_jac.pattern.to(y0.device)
+            provider = JacobianProvider(
+                rhs, n, dense_jac.values, False, need_ft, pattern=pattern, output="sparse"
+            )
+            provider.differentiable = differentiable
+            return provider, SparseLU(pattern, batch, mass)
+        if isinstance(dense_jac, PatternJacobian):
+            dense_jac = dense_jac.dense
         if self.kind == "sparse" and own and self.pattern is not None:
             pattern = self.pattern.to(y0.device)
             provider = JacobianProvider(
@@ -582,6 +593,23 @@ class LinearSolverConfig:
         provider = JacobianProvider(rhs, n, dense_jac, autodiff, need_ft)
         provider.differentiable = differentiable
         return provider, DenseLU(mass)
+
+
+@dataclass
+class PatternJacobian:
+    """A Jacobian given as values on a sparsity pattern, for a right-hand side other than
+    the problem's (the adjoint system's ``−J_fᵀ``, on the transposed pattern).
+
+    Attributes:
+        pattern: where the values live.
+        values: ``(t (B,), y (B, n)) -> (B, nnz)`` in the pattern's order.
+        dense: the same Jacobian as a dense ``(t, y) -> (B, n, n)``, for the paths that
+            need one (``None``: let the dense provider differentiate).
+    """
+
+    pattern: SparsePattern
+    values: Any
+    dense: Any = None
 
 
 def _family(solver: AbstractImplicitSolver) -> str:
