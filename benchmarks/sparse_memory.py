@@ -11,7 +11,8 @@ rtol = 1e-6, atol = 1e-8, float64. Contenders:
 - ``KenCarp4 sparse+jac``: the same with the analytic sparse Jacobian
   (``brusselator_1d_jac_sparse``, a torch sparse COO tensor);
 - ``KenCarp4 gmres``: ``linsolve="gmres"`` with no pattern and no Jacobian at all:
-  Newton–Krylov, finite-difference Jacobian-vector products;
+  Newton–Krylov, finite-difference Jacobian-vector products; run only up to
+  ``--gmres-max-n`` (default 1000);
 - ``QNDF sparse``: the variable-order BDF with the analytic sparse Jacobian and SuperLU;
 - ``scipy Radau (sparse jac)``: SciPy's Radau with the analytic Jacobian as a CSC matrix.
 
@@ -171,6 +172,12 @@ def main() -> None:
         "--dense-max-n", type=int, default=1000, help="largest n for the dense contender"
     )
     parser.add_argument(
+        "--gmres-max-n",
+        type=int,
+        default=1000,
+        help="largest n for the GMRES contender (default 1000; it is slow without a pattern)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=None, help="seconds per contender (default 300, quick 120)"
     )
     args = parser.parse_args()
@@ -223,6 +230,11 @@ def main() -> None:
                 row["status"] = (
                     f"skipped: the dense Jacobian alone needs {dense_mb:.0f} MB, its LU as "
                     f"much again, and each LU O(n³) (--dense-max-n {args.dense_max_n})"
+                )
+            elif name.endswith("gmres") and n > args.gmres_max_n:
+                row["status"] = (
+                    "skipped: unpreconditioned Newton–Krylov needs hundreds of Krylov "
+                    f"products per solve at this size (--gmres-max-n {args.gmres_max_n})"
                 )
             else:
                 print(f"-- n = {n}: {name} …", flush=True)
