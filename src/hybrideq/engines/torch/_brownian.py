@@ -1,32 +1,66 @@
-"""Brownian motion for the SDE solvers: an exact, seeded, order-independent Brownian Interval.
+"""Brownian motion for the SDE solvers: two exact, seeded samplers queried by increments.
 
 The SDE adjoint integrates backwards in time on the *same* Brownian path as the forward
-solve, querying it in reverse and at other times. :class:`BrownianInterval` answers any
-increment ``W(tb) − W(ta)`` (and, optionally, the space-time Lévy area of ``[ta, tb]``)
-exactly, from a fixed seed, in O(1) memory per cached node, without storing the path.
+solve, querying it in reverse and at other times. Both classes here answer any increment
+``W(tb) − W(ta)`` (and, optionally, the space-time Lévy area of ``[ta, tb]``) exactly, from
+a fixed seed, without storing the path: node values live in an LRU cache and are regenerated
+bit for bit from per-node seeds when evicted.
 
-Construction (after Kidger, Foster, Li, Lyons, "Efficient and Accurate Gradients for Neural
-SDEs", NeurIPS 2021, arXiv 2105.13493, §4 and App. D: the *Brownian Interval*; compared
-against the reference implementation ``google-research/torchsde``,
-``torchsde/_brownian/brownian_interval.py``):
+Reference: Kidger, Foster, Li, Lyons, "Efficient and Accurate Gradients for Neural SDEs",
+NeurIPS 2021, arXiv 2105.13493, §4 and App. D (the *Brownian Interval*); compared against
+the reference implementation ``google-research/torchsde``,
+``torchsde/_brownian/brownian_interval.py`` (its ``_Interval`` split formulas and its
+search from the last queried interval).
 
-- The path lives on a binary tree of intervals whose root is ``[t0, t0 + L]``, ``L = 2^E``
-  the smallest power of two with ``L ≥ t1 − t0``. Each node carries ``(ΔW, H)`` of its
-  interval; a node's two children come from its own values and fresh normals drawn from a
-  per-node seed, ``SeedSequence(entropy=seed, spawn_key=(level, index))``.
-- **Exact and order-independent.** The paper's Brownian Interval splits a leaf at each new
-  query time, so the tree (and the sample drawn) depends on the order of the queries. Here
-  every node is split at its midpoint instead. Every float64 ``t`` makes ``t − t0`` a dyadic
-  rational, so every query time is exactly a node boundary, at depth at most the number of
-  significant bits of ``(t − t0)/L`` (≤ 55 for ordinary times). A node's values depend only
-  on its position and the seed, so every answer is a fixed function of ``(seed, ta, tb)``:
-  identical in any query order and after any cache eviction (values are regenerated from
-  the seeds, bit for bit).
-- **Cheap sequential queries.** ``[ta, tb]`` is the union of at most two chains of maximal
-  dyadic nodes; their values are built top-down from the deepest ancestor still in an LRU
-  cache. Consecutive queries of a solver (also a rejected step followed by a smaller one)
-  share most ancestors, so each costs a bounded number of node splits, independent of how
-  many queries came before (:attr:`BrownianInterval.n_evaluations` counts them).
+Which one to use
+----------------
+- :class:`BrownianInterval` (the paper's construction) — the default for solves. A binary
+  tree of intervals split *at the queried times*; a search starts at the most recently used
+  node, so sequential queries, also an adaptive solver's reject-and-retry pattern, cost
+  amortised O(1) node generations (a handful, measured by
+  :attr:`~BrownianInterval.n_evaluations`). For one object every answer is consistent with
+  every other, and a repeated query returns the identical tensor, in any order and after
+  cache evictions; the same seed and the same *sequence* of queries reproduce the same
+  values. But the sample path depends on the order in which new times are first queried:
+  two objects with one seed queried in different orders give different (equally valid)
+  paths. The forward solve and its adjoint use *one* object, so they share one path.
+- :class:`BrownianTree` — exact at every float time, order-independent: the same
+  ``(seed, ta, tb)`` always gives the same value; ~log2 cost per query (about 46 node
+  splits for a new non-dyadic float time, ~1–2.5 ms for small shapes on CPU). Use it when
+  answers must not depend on the order of queries, e.g. comparing solvers on one path
+  across separate solves (separate objects with one seed).
+
+Construction of :class:`BrownianTree`
+-------------------------------------
+The root is ``[t0, t0 + L]``, ``L = 2^E`` the smallest power of two with ``L ≥ t1 − t0``,
+and every node is split at its midpoint, drawing fresh normals from
+``SeedSequence(entropy=seed, spawn_key=(level, index))``. Every float64 ``t`` makes
+``t − t0`` a dyadic rational, so every query time is exactly a node boundary, at depth at
+most the number of significant bits of ``(t − t0)/L`` (≤ 55 for ordinary times). A node's
+values depend only on its position and the seed, so every answer is a fixed function of
+``(seed, ta, tb)``. ``[ta, tb]`` is the union of at most two chains of maximal dyadic nodes,
+built top-down from the deepest ancestor still cached.
+
+Construction of :class:`BrownianInterval`
+-----------------------------------------
+The root is ``[t0, t1]``. A query ``[ta, tb]`` is located by walking up from the last node
+returned until a node contains it, then down; a leaf that contains ``ta`` or ``tb`` in its
+interior is split there. Splitting only there, a forward sweep would build a chain as deep
+as the number of steps, and regenerating an evicted value (e.g. on the adjoint's backward
+pass) would cost O(number of steps). To keep the tree shallow, a leaf ``[a, b]`` is split at
+``s`` directly only if both parts are at least a quarter of it; otherwise it is first split
+at its midpoint and the half containing ``s`` is treated the same way. (torchsde keeps its
+tree shallow by pre-splitting at midpoints down to a length estimated from the observed
+step sizes; this local rule does the same job without a heuristic.) The one exception is a
+*sliver*, a shorter part at most 2⁻¹⁰ of the query's length (a query time a few ulps from
+an existing boundary, as accumulated step times make): it is split off directly, at depth
+cost one. Apart from slivers every node is at most ``log_{4/3}((t1 − t0)/length)`` levels
+deep, so a value regenerated after eviction costs O(log) splits, and a forward sweep
+followed by a backward sweep (the adjoint) costs O(1) per query amortised.
+The tree *structure* (split times, per-node seeds: a few Python objects per node) is always
+kept; only the value tensors are cached. A split node draws its normals from
+``SeedSequence(entropy=seed, spawn_key=(0x42494E54, path))``, ``path`` the node's position
+(binary digits 1 = right, after a leading 1).
 
 Split formulas (Gaussian conditioning; checked in the tests). Foster's space-time Lévy area
 of ``[a, a + h]`` is ``H = (1/h) ∫_a^{a+h} (W_s − W_a − (s − a)/h · ΔW) ds``, with
@@ -36,15 +70,20 @@ h(ΔW/2 + H)`` and adding ``U`` over ``[a, b]`` and ``[b, c]`` gives, for a pare
 
     ``ΔW = ΔW1 + ΔW2``,    ``h H = h1 H1 + h2 H2 + (h2 ΔW1 − h1 ΔW2)/2``.
 
-The four child quantities are independent normals before conditioning; conditioning them on
-the parent's ``(ΔW, H)`` at the midpoint (``h1 = h2 = h/2``) gives, with ``Z1, Z2 ~ N(0, 1)``,
+The four child quantities are independent normals before conditioning, so
+``Cov(ΔW1, ΔW) = h1``, ``Cov(ΔW1, H) = h1 h2/(2h)``, ``Cov(H1, ΔW) = 0``,
+``Cov(H1, H) = h1²/(12h)``, and conditioning on the parent's ``(ΔW, H)`` gives, with
+``S = h1³ + h2³`` and ``Z1, Z2 ~ N(0, 1)``,
 
-    ``ΔW1 = ΔW/2 + (3/2) H + (√h/4) Z1``,
-    ``H1  = H/4 − (√h/8) Z1 + (√h/(4√3)) Z2``,
+    ``ΔW1 = (h1/h) ΔW + (6 h1 h2/h²) H + (√(h1 h2 S)/h²) Z1``,
+    ``H1  = (h1/h)² H − (h1²/(2h)) √(h1 h2/S) Z1 + (h2/(2√3)) √(h1 h2/S) Z2``,
 
-and the right child from the two identities above (torchsde's ``_Interval`` formulas at
-``left_diff = right_diff = h/2``). Without Lévy area the Brownian bridge is enough:
-``ΔW1 = ΔW/2 + (√h/2) Z1``.
+i.e. conditional variances ``Var ΔW1 = h1 h2 S/h⁴``, ``Var H1 = h1 (h³ − h1³)/(12 h³)`` and
+covariance ``−h1³ h2/(2h³)``; the right child follows from the two identities above. At the
+midpoint (``h1 = h2 = h/2``, :class:`BrownianTree`) this is
+``ΔW1 = ΔW/2 + (3/2) H + (√h/4) Z1``, ``H1 = H/4 − (√h/8) Z1 + (√h/(4√3)) Z2``.
+Without Lévy area the Brownian bridge is enough:
+``ΔW1 = (h1/h) ΔW + √(h1 h2/h) Z1`` (``ΔW/2 + (√h/2) Z1`` at the midpoint).
 """
 
 from __future__ import annotations
@@ -59,11 +98,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["BrownianInterval"]
+__all__ = ["BrownianInterval", "BrownianTree"]
 
 _SQRT3 = math.sqrt(3.0)
+# Tag in the spawn keys of BrownianInterval nodes, so that they never coincide with the
+# (level, index) keys of BrownianTree.
+_INTERVAL_TAG = 0x42494E54
+# BrownianInterval splits a leaf at a query time directly only if both parts are at least
+# _MIN_FRACTION of the leaf, or the shorter part is a sliver: at most _SLIVER times the
+# length of the query that asks for the split (module docstring).
+_MIN_FRACTION = 0.25
+_SLIVER = 2.0**-10
 
-# A node is (level, index): the interval [t0 + index·L/2^level, t0 + (index + 1)·L/2^level].
+# A BrownianTree node is (level, index): [t0 + index·L/2^level, t0 + (index + 1)·L/2^level].
 _Key = tuple[int, int]
 # A node's values: (ΔW, H), with H None when Lévy area is not tracked.
 _Value = tuple[Tensor, Tensor | None]
@@ -94,79 +141,71 @@ def _node_seed(entropy: int, spawn_key: tuple[int, ...]) -> int:
     return int(state[0])
 
 
-class BrownianInterval:
-    """An exact, seeded Brownian motion on ``[t0, t1]`` queried by increments.
+def _split_values(
+    w: Tensor, hh: Tensor | None, h1: float, h2: float, z: Tensor
+) -> tuple[_Value, _Value]:
+    """Children of an interval of length ``h1 + h2`` split after ``h1``, given its ``(ΔW, H)``.
 
-    Every entry of ``shape`` is an independent Brownian path (for a batch of SDEs,
-    ``shape = (batch, m)``: each sample has its own ``m``-dimensional path). Increments are
-    exact samples of the Brownian law for any ``t0 ≤ ta ≤ tb ≤ t1``, consistent with each
-    other (``W(a, b) + W(b, c) = W(a, c)`` to rounding), and a fixed function of
-    ``(seed, ta, tb)``: the same in any query order and after cache evictions. See the module
-    docstring for the construction (Kidger et al., NeurIPS 2021, arXiv 2105.13493).
-
-    Random numbers are drawn on ``device`` by a per-node ``torch.Generator``, so a CPU and a
-    CUDA object with the same seed give different (each exact) paths.
-
-    Args:
-        t0: start of the time span.
-        t1: end of the time span, ``t1 > t0``.
-        shape: shape of ``W(t)``, e.g. ``(batch, m)``; ``()`` for one scalar path.
-        dtype: a floating dtype (float64 by default; float32 works).
-        device: where the values live and are drawn ("cpu", "cuda", a ``torch.device``).
-        seed: non-negative integer; equal seeds give equal paths.
-        levy_area: also track Foster's space-time Lévy area ``H`` (for
-            ``increment(ta, tb, levy=True)``); it changes the sample drawn.
-        cache_size: how many node values the LRU cache keeps. Each holds one or two tensors
-            of ``shape``. Sequential queries stay cheap when it holds about four root-to-leaf
-            paths (the default 256 does for ordinary float times); any size ≥ 1 gives the
-            same values, only more slowly.
-
-    Example:
-        >>> bm = BrownianInterval(0.0, 1.0, (3, 2), seed=1)
-        >>> dW = bm(0.25, 0.5)  # W(0.5) − W(0.25), one value per entry
-        >>> dW.shape
-        torch.Size([3, 2])
-        >>> torch.allclose(bm(0.0, 0.25) + dW, bm(0.5))  # bm(t) = W(t) − W(t0)
-        True
-        >>> torch.equal(BrownianInterval(0.0, 1.0, (3, 2), seed=1)(0.25, 0.5), dW)
-        True
-        >>> bl = BrownianInterval(0.0, 1.0, (4,), seed=2, levy_area=True)
-        >>> dW, H = bl.increment(0.1, 0.3, levy=True)  # H ~ N(0, 0.2/12), independent of dW
-        >>> dW.shape, H.shape
-        (torch.Size([4]), torch.Size([4]))
+    ``z`` holds standard normals: of ``w``'s shape without Lévy area (``hh`` None), else
+    ``(2, *w.shape)``. Exact conditional law (module docstring). The shorter child is drawn
+    from its conditional law, the longer one follows from ``ΔW = ΔW1 + ΔW2`` and
+    ``h H = h1 H1 + h2 H2 + (h2 ΔW1 − h1 ΔW2)/2``: dividing by the longer length keeps
+    the rounding error of ``H`` small however unequal the parts. Both branches are the same
+    linear map of ``(ΔW, H, z)`` (up to rounding), so the sample does not depend on which
+    child is the shorter.
     """
+    h = h1 + h2
+    if hh is None:
+        # Brownian bridge: ΔW1 | ΔW ~ N((h1/h) ΔW, h1 h2/h).
+        noise = math.sqrt(h1 * h2 / h) * z
+        if h1 <= h2:
+            w1 = (h1 / h) * w + noise
+            return (w1, None), (w - w1, None)
+        w2 = (h2 / h) * w - noise
+        return (w - w2, None), (w2, None)
+    z1, z2 = z[0], z[1]
+    s = h1**3 + h2**3
+    q = math.sqrt(h1 * h2 / s)
+    coupling = 6.0 * h1 * h2 / (h * h)  # E[ΔW1 | ΔW, H] = (h1/h) ΔW + coupling H
+    noise_w = (math.sqrt(h1 * h2 * s) / (h * h)) * z1
+    if h1 <= h2:
+        w1 = (h1 / h) * w + coupling * hh + noise_w
+        a1 = (h1 / h) ** 2 * hh - (h1 * h1 * q / (2.0 * h)) * z1 + (h2 * q / (2.0 * _SQRT3)) * z2
+        w2 = w - w1
+        a2 = (h * hh - h1 * a1 - 0.5 * (h2 * w1 - h1 * w2)) / h2
+    else:
+        # the mirror image: E[ΔW2 | ΔW, H] = (h2/h) ΔW − coupling H, E[H2 | ·] = (h2/h)² H
+        w2 = (h2 / h) * w - coupling * hh - noise_w
+        a2 = (h2 / h) ** 2 * hh - (h2 * h2 * q / (2.0 * h)) * z1 - (h1 * q / (2.0 * _SQRT3)) * z2
+        w1 = w - w2
+        a1 = (h * hh - h2 * a2 - 0.5 * (h2 * w1 - h1 * w2)) / h1
+    return (w1, a1), (w2, a2)
+
+
+class _BrownianBase:
+    """Arguments, properties and the query front end shared by both samplers."""
 
     __slots__ = (
-        "_cache",
         "_cache_size",
         "_device",
         "_dtype",
-        "_exp",
-        "_length",
         "_levy_area",
         "_n_evaluations",
-        "_root",
         "_seed",
         "_shape",
         "_t0",
-        "_t0_exact",
         "_t1",
     )
 
     _t0: float
     _t1: float
-    _t0_exact: Fraction
     _shape: tuple[int, ...]
     _dtype: torch.dtype
     _device: torch.device
     _seed: int
     _levy_area: bool
     _cache_size: int
-    _cache: OrderedDict[_Key, _Value]
     _n_evaluations: int
-    _exp: int
-    _length: float
-    _root: _Value
 
     def __init__(
         self,
@@ -206,35 +245,13 @@ class BrownianInterval:
             raise ValueError(f"cache_size must be an int ≥ 1, got {cache_size!r}")
 
         self._t0, self._t1 = t0f, t1f
-        self._t0_exact = Fraction(t0f)
         self._shape = tuple(int(s) for s in shape)
         self._dtype = dtype
         self._device = torch.device(device)
         self._seed = int(seed)
         self._levy_area = bool(levy_area)
         self._cache_size = int(cache_size)
-        self._cache = OrderedDict()
         self._n_evaluations = 0
-
-        # Root [t0, t0 + 2^E] with 2^E the smallest power of two ≥ t1 − t0 (exact rationals).
-        span = Fraction(t1f) - self._t0_exact
-        exp = span.numerator.bit_length() - span.denominator.bit_length()
-        while Fraction(2) ** exp < span:
-            exp += 1
-        while Fraction(2) ** (exp - 1) >= span:
-            exp -= 1
-        self._exp = exp
-        self._length = math.ldexp(1.0, exp)
-
-        # Root values: ΔW ~ N(0, L), H ~ N(0, L/12), independent.
-        z = self._normals(_node_seed(self._seed, ()))
-        if self._levy_area:
-            self._root = (
-                math.sqrt(self._length) * z[0],
-                math.sqrt(self._length / 12.0) * z[1],
-            )
-        else:
-            self._root = (math.sqrt(self._length) * z, None)
 
     # ------------------------------------------------------------------ properties
 
@@ -285,7 +302,7 @@ class BrownianInterval:
 
     def __repr__(self) -> str:
         return (
-            f"BrownianInterval(t0={self._t0}, t1={self._t1}, shape={self._shape}, "
+            f"{type(self).__name__}(t0={self._t0}, t1={self._t1}, shape={self._shape}, "
             f"dtype={self._dtype}, device={str(self._device)!r}, seed={self._seed}, "
             f"levy_area={self._levy_area}, cache_size={self._cache_size})"
         )
@@ -322,17 +339,18 @@ class BrownianInterval:
         Returns:
             ``ΔW`` (a new tensor of :attr:`shape`), or ``(ΔW, H)``.
         """
+        name = type(self).__name__
         a = _as_time("ta", ta)
         b = _as_time("tb", tb)
         if levy and not self._levy_area:
             raise ValueError(
-                "levy=True needs the Lévy area: construct BrownianInterval(..., levy_area=True)"
+                f"levy=True needs the Lévy area: construct {name}(..., levy_area=True)"
             )
-        for name, t in (("ta", a), ("tb", b)):
+        for arg, t in (("ta", a), ("tb", b)):
             if not self._t0 <= t <= self._t1:
                 raise ValueError(
-                    f"{name}={t} lies outside the span [t0, t1] = [{self._t0}, {self._t1}]; "
-                    "query times inside it, or build the BrownianInterval on a wider span"
+                    f"{arg}={t} lies outside the span [t0, t1] = [{self._t0}, {self._t1}]; "
+                    f"query times inside it, or build the {name} on a wider span"
                 )
         if a > b:
             raise ValueError(f"need ta ≤ tb, got ta={a}, tb={b}; for W(ta) − W(tb) use -W(tb, ta)")
@@ -340,13 +358,10 @@ class BrownianInterval:
             zero = torch.zeros(self._shape, dtype=self._dtype, device=self._device)
             return (zero, zero.clone()) if levy else zero
 
-        memo: dict[_Key, _Value] = {}
         w: Tensor | None = None
         hh: Tensor | None = None
         h = 0.0
-        for level, index in self._decompose(a, b):
-            w_j, h_j_area = self._value(level, index, memo)
-            h_j = math.ldexp(self._length, -level)
+        for (w_j, h_j_area), h_j in self._pieces(a, b):
             if w is None:
                 w = w_j.clone()
                 hh = None if h_j_area is None else h_j_area.clone()
@@ -362,7 +377,125 @@ class BrownianInterval:
             return w, hh
         return w
 
+    def _pieces(self, a: float, b: float) -> list[tuple[_Value, float]]:
+        """Values and lengths of tree nodes whose union is ``[a, b]``, left to right."""
+        raise NotImplementedError
+
+    def _normals(self, seed: int) -> Tensor:
+        """Standard normals for one node: ``(2, *shape)`` with Lévy area, else ``shape``."""
+        generator = torch.Generator(device=self._device).manual_seed(seed)
+        size = (2, *self._shape) if self._levy_area else self._shape
+        return torch.randn(size, generator=generator, dtype=self._dtype, device=self._device)
+
+    def _root_value(self, length: float, spawn_key: tuple[int, ...]) -> _Value:
+        """``ΔW ~ N(0, length)`` and ``H ~ N(0, length/12)``, independent."""
+        z = self._normals(_node_seed(self._seed, spawn_key))
+        if self._levy_area:
+            return math.sqrt(length) * z[0], math.sqrt(length / 12.0) * z[1]
+        return math.sqrt(length) * z, None
+
+
+class BrownianTree(_BrownianBase):
+    """An exact, seeded, order-independent Brownian motion on ``[t0, t1]`` (dyadic tree).
+
+    Exact at every float time, order-independent: the same ``(seed, ta, tb)`` always gives
+    the same value; ~log2 cost per query (about 46 node splits for a new non-dyadic float
+    time). Use it when answers must not depend on the order of queries, e.g. comparing
+    solvers on one path across separate solves; for a single solve (and its adjoint)
+    :class:`BrownianInterval` is much cheaper per query.
+
+    Every entry of ``shape`` is an independent Brownian path (for a batch of SDEs,
+    ``shape = (batch, m)``: each sample has its own ``m``-dimensional path). Increments are
+    exact samples of the Brownian law for any ``t0 ≤ ta ≤ tb ≤ t1`` and consistent with each
+    other (``W(a, b) + W(b, c) = W(a, c)`` to rounding). See the module docstring for the
+    construction.
+
+    Random numbers are drawn on ``device`` by a per-node ``torch.Generator``, so a CPU and a
+    CUDA object with the same seed give different (each exact) paths.
+
+    Args:
+        t0: start of the time span.
+        t1: end of the time span, ``t1 > t0``.
+        shape: shape of ``W(t)``, e.g. ``(batch, m)``; ``()`` for one scalar path.
+        dtype: a floating dtype (float64 by default; float32 works).
+        device: where the values live and are drawn ("cpu", "cuda", a ``torch.device``).
+        seed: non-negative integer; equal seeds give equal paths.
+        levy_area: also track Foster's space-time Lévy area ``H`` (for
+            ``increment(ta, tb, levy=True)``); it changes the sample drawn.
+        cache_size: how many node values the LRU cache keeps. Each holds one or two tensors
+            of ``shape``. Sequential queries stay cheap when it holds about four root-to-leaf
+            paths (the default 256 does for ordinary float times); any size ≥ 1 gives the
+            same values, only more slowly.
+
+    Example:
+        >>> bm = BrownianTree(0.0, 1.0, (3, 2), seed=1)
+        >>> dW = bm(0.25, 0.5)  # W(0.5) − W(0.25), one value per entry
+        >>> dW.shape
+        torch.Size([3, 2])
+        >>> torch.allclose(bm(0.0, 0.25) + dW, bm(0.5))  # bm(t) = W(t) − W(t0)
+        True
+        >>> other = BrownianTree(0.0, 1.0, (3, 2), seed=1)
+        >>> _ = other(0.7, 0.9)  # other queries first: the answer does not change
+        >>> torch.equal(other(0.25, 0.5), dW)
+        True
+        >>> bl = BrownianTree(0.0, 1.0, (4,), seed=2, levy_area=True)
+        >>> dW, H = bl.increment(0.1, 0.3, levy=True)  # H ~ N(0, 0.2/12), independent of dW
+        >>> dW.shape, H.shape
+        (torch.Size([4]), torch.Size([4]))
+    """
+
+    __slots__ = ("_cache", "_exp", "_length", "_root", "_t0_exact")
+
+    _t0_exact: Fraction
+    _cache: OrderedDict[_Key, _Value]
+    _exp: int
+    _length: float
+    _root: _Value
+
+    def __init__(
+        self,
+        t0: float,
+        t1: float,
+        shape: tuple[int, ...] | torch.Size | int = (),
+        *,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        levy_area: bool = False,
+        cache_size: int = 256,
+    ) -> None:
+        super().__init__(
+            t0,
+            t1,
+            shape,
+            dtype=dtype,
+            device=device,
+            seed=seed,
+            levy_area=levy_area,
+            cache_size=cache_size,
+        )
+        self._t0_exact = Fraction(self._t0)
+        self._cache = OrderedDict()
+
+        # Root [t0, t0 + 2^E] with 2^E the smallest power of two ≥ t1 − t0 (exact rationals).
+        span = Fraction(self._t1) - self._t0_exact
+        exp = span.numerator.bit_length() - span.denominator.bit_length()
+        while Fraction(2) ** exp < span:
+            exp += 1
+        while Fraction(2) ** (exp - 1) >= span:
+            exp -= 1
+        self._exp = exp
+        self._length = math.ldexp(1.0, exp)
+        self._root = self._root_value(self._length, ())
+
     # ------------------------------------------------------------------ tree
+
+    def _pieces(self, a: float, b: float) -> list[tuple[_Value, float]]:
+        memo: dict[_Key, _Value] = {}
+        return [
+            (self._value(level, index, memo), math.ldexp(self._length, -level))
+            for level, index in self._decompose(a, b)
+        ]
 
     def _position(self, t: float) -> tuple[int, int]:
         """``(t − t0)/L`` as ``numerator / 2^depth`` in lowest terms (exact)."""
@@ -388,12 +521,6 @@ class BrownianInterval:
             hi >>= 1
             level -= 1
         return left + right[::-1]
-
-    def _normals(self, seed: int) -> Tensor:
-        """Standard normals for one node: ``(2, *shape)`` with Lévy area, else ``shape``."""
-        generator = torch.Generator(device=self._device).manual_seed(seed)
-        size = (2, *self._shape) if self._levy_area else self._shape
-        return torch.randn(size, generator=generator, dtype=self._dtype, device=self._device)
 
     def _lookup(self, key: _Key, memo: dict[_Key, _Value]) -> _Value | None:
         value = memo.get(key)
@@ -459,3 +586,238 @@ class BrownianInterval:
         # h H = (h/2)(H1 + H2) + (h/4)(ΔW1 − ΔW2)  ⇒  H2 = 2H − H1 − (ΔW1 − ΔW2)/2
         h2 = 2.0 * hh - h1 - 0.5 * (w1 - w2)
         return (w1, h1), (w2, h2)
+
+
+class _Node:
+    """One interval ``[start, end]`` of a :class:`BrownianInterval`'s tree (structure only)."""
+
+    __slots__ = ("end", "left", "mid", "parent", "path", "right", "seed", "start")
+
+    def __init__(self, start: float, end: float, parent: _Node | None, path: int) -> None:
+        self.start = start
+        self.end = end
+        self.parent = parent
+        self.path = path  # position: binary digits after a leading 1, 0 = left, 1 = right
+        self.mid: float | None = None  # split time once split
+        self.left: _Node | None = None
+        self.right: _Node | None = None
+        self.seed: int | None = None  # seed of this node's split normals, once drawn
+
+
+class BrownianInterval(_BrownianBase):
+    """The Brownian Interval (Kidger et al. 2021): exact, seeded, cheap sequential queries.
+
+    A binary tree of intervals split at the queried times, with node values in an LRU cache
+    and regenerated from per-node seeds when evicted; a search starts from the most recently
+    used node, so sequential queries, also an adaptive solver's reject-and-retry pattern
+    ``(0, 0.3), (0, 0.1), (0.1, 0.25), …``, cost amortised O(1) node generations (see
+    :attr:`n_evaluations`). The module docstring describes the construction.
+
+    Semantics:
+
+    - Exact: every increment (and Lévy area) is an exact sample of the Brownian law.
+    - Consistent: all answers of one object are additive with each other
+      (``W(a, b) + W(b, c) = W(a, c)`` to rounding, and the Lévy areas likewise).
+    - Repeatable: a query repeated later returns the identical tensor, whatever was queried
+      in between and after any cache eviction.
+    - Reproducible: the same seed and the same *sequence* of queries give the same values.
+    - Order-dependent: the sample path depends on the order in which new times are first
+      queried, so two objects with one seed queried in different orders may give different,
+      equally valid, paths (the paper's trade-off for speed). :class:`BrownianTree` is the
+      order-independent alternative. A forward solve and its adjoint share one object, so
+      the backward pass sees the forward pass's path.
+
+    Every entry of ``shape`` is an independent Brownian path (for a batch of SDEs,
+    ``shape = (batch, m)``). Random numbers are drawn on ``device`` by a per-node
+    ``torch.Generator``, so a CPU and a CUDA object with the same seed give different (each
+    exact) paths.
+
+    Args:
+        t0: start of the time span.
+        t1: end of the time span, ``t1 > t0``.
+        shape: shape of ``W(t)``, e.g. ``(batch, m)``; ``()`` for one scalar path.
+        dtype: a floating dtype (float64 by default; float32 works).
+        device: where the values live and are drawn ("cpu", "cuda", a ``torch.device``).
+        seed: non-negative integer; equal seeds and equal query sequences give equal paths.
+        levy_area: also track Foster's space-time Lévy area ``H`` (for
+            ``increment(ta, tb, levy=True)``); it changes the sample drawn.
+        cache_size: how many node values the LRU cache keeps (each one or two tensors of
+            ``shape``). Sequential queries need only a few; the default 256 also keeps a
+            backward sweep over recent steps cheap. Any size ≥ 1 gives the same values,
+            only more slowly. The tree structure (split times and seeds) is always kept.
+
+    Example:
+        >>> bm = BrownianInterval(0.0, 1.0, (3, 2), seed=1)
+        >>> dW = bm(0.25, 0.5)  # W(0.5) − W(0.25), one value per entry
+        >>> dW.shape
+        torch.Size([3, 2])
+        >>> torch.allclose(bm(0.0, 0.25) + dW, bm(0.5))  # bm(t) = W(t) − W(t0)
+        True
+        >>> _ = bm(0.1, 0.9)  # later queries never change an earlier answer
+        >>> torch.equal(bm(0.25, 0.5), dW)
+        True
+        >>> again = BrownianInterval(0.0, 1.0, (3, 2), seed=1)  # same seed, same queries
+        >>> torch.equal(again(0.25, 0.5), dW)
+        True
+        >>> bl = BrownianInterval(0.0, 1.0, (4,), seed=2, levy_area=True)
+        >>> dW, H = bl.increment(0.1, 0.3, levy=True)  # H ~ N(0, 0.2/12), independent of dW
+        >>> dW.shape, H.shape
+        (torch.Size([4]), torch.Size([4]))
+    """
+
+    __slots__ = ("_cache", "_last", "_n_nodes", "_root", "_root_val")
+
+    _cache: OrderedDict[_Node, _Value]
+    _root: _Node
+    _root_val: _Value
+    _last: _Node
+    _n_nodes: int
+
+    def __init__(
+        self,
+        t0: float,
+        t1: float,
+        shape: tuple[int, ...] | torch.Size | int = (),
+        *,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        levy_area: bool = False,
+        cache_size: int = 256,
+    ) -> None:
+        super().__init__(
+            t0,
+            t1,
+            shape,
+            dtype=dtype,
+            device=device,
+            seed=seed,
+            levy_area=levy_area,
+            cache_size=cache_size,
+        )
+        self._cache = OrderedDict()
+        self._root = _Node(self._t0, self._t1, None, 1)
+        self._root_val = self._root_value(self._t1 - self._t0, (_INTERVAL_TAG,))
+        self._last = self._root
+        self._n_nodes = 1
+
+    @property
+    def n_nodes(self) -> int:
+        """Intervals in the tree so far (structure only; values are cached separately)."""
+        return self._n_nodes
+
+    # ------------------------------------------------------------------ tree structure
+
+    def _pieces(self, a: float, b: float) -> list[tuple[_Value, float]]:
+        nodes = self._locate(a, b)
+        self._last = nodes[-1]
+        memo: dict[_Node, _Value] = {}
+        return [(self._value(node, memo), node.end - node.start) for node in nodes]
+
+    def _locate(self, a: float, b: float) -> list[_Node]:
+        """The maximal tree nodes inside ``[a, b]`` (splitting leaves at ``a``, ``b``), in order.
+
+        The search walks up from the last node returned, so nearby queries are found in
+        amortised O(1) steps.
+        """
+        span = b - a
+        node = self._last
+        while a < node.start or b > node.end:
+            assert node.parent is not None  # the root spans [t0, t1]
+            node = node.parent
+        out: list[_Node] = []
+        pending = [(node, a, b)]
+        while pending:
+            node, a, b = pending.pop()
+            while not (a == node.start and b == node.end):
+                if node.mid is None:
+                    self._split_leaf(node, a if a > node.start else b, span)
+                mid, left, right = node.mid, node.left, node.right
+                assert mid is not None and left is not None and right is not None
+                if b <= mid:
+                    node = left
+                elif a >= mid:
+                    node = right
+                else:  # straddles the split: the left part first, the right part later
+                    pending.append((right, mid, b))
+                    node, b = left, mid
+            out.append(node)
+        return out
+
+    def _split_leaf(self, node: _Node, s: float, span: float) -> None:
+        """Split leaf ``node`` so that ``s`` (strictly inside it) becomes a node boundary.
+
+        Split at ``s`` directly if both parts are at least ``_MIN_FRACTION`` of the leaf, or
+        if the shorter part is a sliver (at most ``_SLIVER`` times ``span``, the length of
+        the query); otherwise at the midpoint first, then the half containing ``s`` in the
+        same way. Balanced splits bound the depth by ``log_{4/3}`` of the length ratio; the
+        sliver exception keeps a query time a few ulps from an existing boundary (e.g. a
+        step end accumulated as ``t + dt/3 + dt/3 + dt/3`` next to an earlier ``t + dt``)
+        from costing ``log2(dt/ulp)`` midpoint splits.
+        """
+        while True:
+            a, b = node.start, node.end
+            m = a + 0.5 * (b - a)
+            shorter = min(s - a, b - s)
+            if shorter >= _MIN_FRACTION * (b - a) or shorter <= _SLIVER * span or not a < m < b:
+                self._make_children(node, s)
+                return
+            left, right = self._make_children(node, m)
+            if s == m:
+                return
+            node = left if s < m else right
+
+    def _make_children(self, node: _Node, t: float) -> tuple[_Node, _Node]:
+        node.mid = t
+        node.left = _Node(node.start, t, node, 2 * node.path)
+        node.right = _Node(t, node.end, node, 2 * node.path + 1)
+        self._n_nodes += 2
+        return node.left, node.right
+
+    # ------------------------------------------------------------------ values
+
+    def _lookup(self, node: _Node, memo: dict[_Node, _Value]) -> _Value | None:
+        if node is self._root:
+            return self._root_val
+        value = memo.get(node)
+        if value is None:
+            value = self._cache.get(node)
+            if value is not None:
+                self._cache.move_to_end(node)
+        return value
+
+    def _store(self, node: _Node, value: _Value, memo: dict[_Node, _Value]) -> None:
+        memo[node] = value
+        cache = self._cache
+        cache[node] = value
+        cache.move_to_end(node)
+        while len(cache) > self._cache_size:
+            cache.popitem(last=False)
+
+    def _value(self, node: _Node, memo: dict[_Node, _Value]) -> _Value:
+        """Values of ``node``, split down from its deepest ancestor with known values."""
+        chain: list[_Node] = []
+        value = self._lookup(node, memo)
+        while value is None:
+            chain.append(node)
+            assert node.parent is not None
+            node = node.parent
+            value = self._lookup(node, memo)
+        for child in reversed(chain):
+            parent = child.parent
+            assert parent is not None and parent.left is not None and parent.right is not None
+            left, right = self._split(parent, value)
+            self._store(parent.left, left, memo)
+            self._store(parent.right, right, memo)
+            value = left if child is parent.left else right
+        return value
+
+    def _split(self, node: _Node, value: _Value) -> tuple[_Value, _Value]:
+        """Children values of split ``node`` given its ``(ΔW, H)``, drawn from its seed."""
+        assert node.mid is not None
+        self._n_evaluations += 1
+        if node.seed is None:
+            node.seed = _node_seed(self._seed, (_INTERVAL_TAG, node.path))
+        z = self._normals(node.seed)
+        w, hh = value
+        return _split_values(w, hh, node.mid - node.start, node.end - node.mid, z)
