@@ -87,17 +87,9 @@ class _AdjointRunner:
         if not self.method.is_implicit:
             return None
         n = self.y0.shape[1]
-        provider = JacobianProvider(self.user, n, self.problem_jac, self.autodiff, need_ft=False)
-
-        def jac(t: Tensor, a: Tensor) -> Tensor:
-            y = state_from(t)
-            with torch.no_grad():
-                j, _ = provider(t, y)
-            return -j.transpose(1, 2)
-
         lin = getattr(self.method, "linsolve", None)
         if lin is None or lin.kind != "sparse" or lin.pattern is None:
-            return jac
+            return self._dense_adjoint_jacobian(state_from, n)
         # The sparse path: −J_fᵀ as values on the transposed pattern (J_f's values from
         # the user's sparse jac, or colored autograd/differences of f, at y(t)), so the
         # backward solve factorises with SuperLU too and no n × n matrix is formed.
@@ -113,7 +105,19 @@ class _AdjointRunner:
                 v, _ = sparse(t, y)
             return -v[:, perm]
 
-        return PatternJacobian(transposed, values, dense=jac)
+        return PatternJacobian(transposed, values)
+
+    def _dense_adjoint_jacobian(self, state_from: Any, n: int) -> JacFn:
+        """``−J_f(t, y(t))ᵀ`` as a dense ``(B, n, n)`` matrix."""
+        provider = JacobianProvider(self.user, n, self.problem_jac, self.autodiff, need_ft=False)
+
+        def jac(t: Tensor, a: Tensor) -> Tensor:
+            y = state_from(t)
+            with torch.no_grad():
+                j, _ = provider(t, y)
+            return -j.transpose(1, 2)
+
+        return jac
 
     def _tolerances(self, like: Tensor, widen: bool) -> tuple[Tensor, Tensor]:
         sa, opts = self.sensealg, self.opts

@@ -101,7 +101,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hybrideq.engines.torch._implicit_loop import StepAttempt
+from hybrideq.engines.torch._implicit_loop import JacobianNorm, StepAttempt
 from hybrideq.engines.torch._interpolation import InterpolationScheme
 from hybrideq.engines.torch._jacobian import JacobianProvider
 from hybrideq.engines.torch._linsolve import DenseLU, LinearSolver
@@ -134,7 +134,7 @@ def _u_matrix(k: int) -> list[list[float]]:
     return [[(-1.0) ** i * math.comb(j, i) for j in range(1, k + 1)] for i in range(1, k + 1)]
 
 
-class BDFStepper:
+class BDFStepper(JacobianNorm):
     """Variable-order, quasi-constant-step BDF/NDF for the whole batch (module docstring).
 
     Args:
@@ -265,19 +265,6 @@ class BDFStepper:
         self.j_valid = self.j_valid | need
         self.j_fresh = self.j_fresh | need
         self._jnorm = None
-
-    @property
-    def jnorm(self) -> Tensor:
-        """``‖J‖_∞`` per sample (the stiffness switch's eigenvalue bound), detached.
-
-        Of the Jacobian held, which may be from an earlier point: a composite reads it only
-        where the attempt reports ``njac`` (a Jacobian computed in that attempt).
-        """
-        if self._jnorm is None:
-            if self.J is None:
-                return self._no_jnorm
-            self._jnorm = self.linsolve.norm_inf(self.J)
-        return self._jnorm
 
     def restart(self, mask: Tensor) -> None:
         """Forget the history of the samples in ``mask`` (a composite's switch into BDF).

@@ -252,6 +252,11 @@ class _BrownianBase:
         self._levy_area = bool(levy_area)
         self._cache_size = int(cache_size)
         self._n_evaluations = 0
+        self._build()
+
+    def _build(self) -> None:
+        """Set up the subclass's tree (called once by ``__init__``, after validation)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ properties
 
@@ -452,28 +457,7 @@ class BrownianTree(_BrownianBase):
     _length: float
     _root: _Value
 
-    def __init__(
-        self,
-        t0: float,
-        t1: float,
-        shape: tuple[int, ...] | torch.Size | int = (),
-        *,
-        dtype: torch.dtype = torch.float64,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
-        levy_area: bool = False,
-        cache_size: int = 256,
-    ) -> None:
-        super().__init__(
-            t0,
-            t1,
-            shape,
-            dtype=dtype,
-            device=device,
-            seed=seed,
-            levy_area=levy_area,
-            cache_size=cache_size,
-        )
+    def _build(self) -> None:
         self._t0_exact = Fraction(self._t0)
         self._cache = OrderedDict()
 
@@ -673,28 +657,7 @@ class BrownianInterval(_BrownianBase):
     _last: _Node
     _n_nodes: int
 
-    def __init__(
-        self,
-        t0: float,
-        t1: float,
-        shape: tuple[int, ...] | torch.Size | int = (),
-        *,
-        dtype: torch.dtype = torch.float64,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
-        levy_area: bool = False,
-        cache_size: int = 256,
-    ) -> None:
-        super().__init__(
-            t0,
-            t1,
-            shape,
-            dtype=dtype,
-            device=device,
-            seed=seed,
-            levy_area=levy_area,
-            cache_size=cache_size,
-        )
+    def _build(self) -> None:
         self._cache = OrderedDict()
         self._root = _Node(self._t0, self._t1, None, 1)
         self._root_val = self._root_value(self._t1 - self._t0, (_INTERVAL_TAG,))

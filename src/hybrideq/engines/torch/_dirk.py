@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hybrideq.engines.torch._implicit_loop import StepAttempt
+from hybrideq.engines.torch._implicit_loop import JacobianNorm, StepAttempt
 from hybrideq.engines.torch._interpolation import InterpolationScheme
 from hybrideq.engines.torch._jacobian import JacobianProvider
 from hybrideq.engines.torch._linsolve import DenseLU, LinearSolver
@@ -49,7 +49,7 @@ FAST_CONVERGENCE = 0.2
 NEW_W_CUTOFF = 0.2
 
 
-class DIRKStepper:
+class DIRKStepper(JacobianNorm):
     """Attempts one (E)SDIRK step for the whole batch (see the module docstring)."""
 
     def __init__(
@@ -95,15 +95,6 @@ class DIRKStepper:
 
     def _norm(self, x: Tensor, scale: Tensor) -> Tensor:
         return torch.linalg.vector_norm(x / scale, dim=-1) * (1.0 / x.shape[-1] ** 0.5)
-
-    @property
-    def jnorm(self) -> Tensor:
-        """``‖J‖_∞`` per sample (the stiffness switch's eigenvalue bound), detached."""
-        if self._jnorm is None:
-            if self.J is None:
-                return self._no_jnorm
-            self._jnorm = self.linsolve.norm_inf(self.J)
-        return self._jnorm
 
     def attempt(self, t: Tensor, y: Tensor, f0: Tensor, dt: Tensor, active: Tensor) -> StepAttempt:
         tab = self.tab

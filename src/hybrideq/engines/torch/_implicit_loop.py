@@ -33,7 +33,13 @@ from hybrideq.engines.torch._interpolation import DenseOutput, InterpolationSche
 from hybrideq.engines.torch._loop import RHS, LoopOptions, LoopResult, _scatter_saves
 from hybrideq.solution import ReturnCode
 
-__all__ = ["ImplicitStepper", "SelfControlledStepper", "StepAttempt", "run_implicit_loop"]
+__all__ = [
+    "ImplicitStepper",
+    "JacobianNorm",
+    "SelfControlledStepper",
+    "StepAttempt",
+    "run_implicit_loop",
+]
 
 _SUCCESS = int(ReturnCode.Success)
 _MAXITERS = int(ReturnCode.MaxIters)
@@ -103,6 +109,32 @@ class SelfControlledStepper(ImplicitStepper, Protocol):
     def propose(self, dt: Tensor, eest: Tensor, accept: Tensor, failed: Tensor) -> Tensor:
         """The next step size of every sample (signed, like ``dt``)."""
         ...
+
+
+class JacobianNorm:
+    """``jnorm`` for steppers that hold a Jacobian ``J`` in their linear solver's form.
+
+    The stepper sets ``_jnorm = None`` whenever ``J`` changes and ``_no_jnorm`` (zeros of
+    shape ``(B,)``) once; the norm is computed only when a composite asks for it.
+    """
+
+    J: Any
+    linsolve: Any
+    _jnorm: Tensor | None
+    _no_jnorm: Tensor
+
+    @property
+    def jnorm(self) -> Tensor:
+        """``‖J‖_∞`` per sample (the stiffness switch's eigenvalue bound), detached.
+
+        Of the Jacobian held, which may be from an earlier point: a composite reads it only
+        where the attempt reports ``njac`` (a Jacobian computed in that attempt).
+        """
+        if self._jnorm is None:
+            if self.J is None:
+                return self._no_jnorm
+            self._jnorm = self.linsolve.norm_inf(self.J)
+        return self._jnorm
 
 
 def _rms(x: Tensor) -> Tensor:

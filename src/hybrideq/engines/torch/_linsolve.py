@@ -568,8 +568,6 @@ class LinearSolverConfig:
             )
             provider.differentiable = differentiable
             return provider, SparseLU(pattern, batch, mass)
-        if isinstance(dense_jac, PatternJacobian):
-            dense_jac = dense_jac.dense
         if self.kind == "sparse" and own and self.pattern is not None:
             pattern = self.pattern.to(y0.device)
             provider = JacobianProvider(
@@ -603,13 +601,10 @@ class PatternJacobian:
     Attributes:
         pattern: where the values live.
         values: ``(t (B,), y (B, n)) -> (B, nnz)`` in the pattern's order.
-        dense: the same Jacobian as a dense ``(t, y) -> (B, n, n)``, for the paths that
-            need one (``None``: let the dense provider differentiate).
     """
 
     pattern: SparsePattern
     values: Any
-    dense: Any = None
 
 
 def _family(solver: AbstractImplicitSolver) -> str:

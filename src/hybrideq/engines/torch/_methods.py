@@ -29,7 +29,7 @@ from hybrideq.engines.torch._controller import PIController
 from hybrideq.engines.torch._dirk import DIRKStepper
 from hybrideq.engines.torch._implicit_loop import run_implicit_loop
 from hybrideq.engines.torch._jacobian import JacobianProvider
-from hybrideq.engines.torch._linsolve import LinearSolverConfig
+from hybrideq.engines.torch._linsolve import LinearSolver, LinearSolverConfig
 from hybrideq.engines.torch._loop import RHS, LoopOptions, LoopResult, run_loop
 from hybrideq.engines.torch._rosenbrock import RosenbrockStepper
 from hybrideq.tableaus import ExplicitRKTableau
@@ -93,6 +93,35 @@ class ExplicitRunner:
         return run_loop(rhs, self.tableau, y0, t0, t1, opts, self.controller, ncalls)
 
 
+def _linear_parts(
+    runner: Any,
+    rhs: RHS,
+    y0: Tensor,
+    jac: Any,
+    use_problem_jac: bool,
+    need_ft: bool,
+    mass: Tensor | None,
+) -> tuple[JacobianProvider, LinearSolver]:
+    """The Jacobian provider and linear solver of an implicit runner's stepper for ``rhs``.
+
+    ``jac`` is a right-hand side's own Jacobian (an adjoint's); without it the problem's
+    ``jac`` serves the problem's own ``rhs``. Right-hand sides other than the problem's call
+    autograd inside: automatic Jacobians are for the problem's own ``f`` only, finite
+    differences for the others.
+    """
+    j = jac if jac is not None else (runner.problem_jac if use_problem_jac else None)
+    return runner.linsolve.build(
+        rhs,
+        y0,
+        j,
+        use_problem_jac and jac is None,
+        runner.autodiff and use_problem_jac,
+        need_ft,
+        mass,
+        runner.differentiable and use_problem_jac,
+    )
+
+
 class RosenbrockRunner:
     """A Rosenbrock method (one Jacobian and one LU per step)."""
 
@@ -126,20 +155,9 @@ class RosenbrockRunner:
         use_problem_jac: bool = False,
     ) -> RosenbrockStepper:
         """A fresh stepper for ``rhs``."""
-        batch, n = y0.shape
-        j = jac if jac is not None else (self.problem_jac if use_problem_jac else None)
-        # Right-hand sides other than the problem's (the adjoint's) call autograd inside:
-        # forward-mode tracing does not go through them, finite differences do.
-        autodiff = self.autodiff and use_problem_jac
+        batch = y0.shape[0]
         mass = self.mass if use_problem_jac else None
-        if self.linsolve.kind == "dense":
-            provider = JacobianProvider(rhs, n, j, autodiff, need_ft=True)
-            provider.differentiable = self.differentiable and use_problem_jac
-            return RosenbrockStepper(self.tableau, rhs, provider, mass, batch, y0.dtype, y0.device)
-        own = use_problem_jac and jac is None
-        provider, lin = self.linsolve.build(
-            rhs, y0, j, own, autodiff, True, mass, self.differentiable and use_problem_jac
-        )
+        provider, lin = _linear_parts(self, rhs, y0, jac, use_problem_jac, True, mass)
         return RosenbrockStepper(
             self.tableau, rhs, provider, mass, batch, y0.dtype, y0.device, linsolve=lin
         )
@@ -207,18 +225,8 @@ class DIRKRunner:
         use_problem_jac: bool = False,
     ) -> DIRKStepper:
         """A fresh stepper for ``rhs``."""
-        batch, n = y0.shape
-        j = jac if jac is not None else (self.problem_jac if use_problem_jac else None)
-        autodiff = self.autodiff and use_problem_jac
-        if self.linsolve.kind == "dense":
-            provider = JacobianProvider(rhs, n, j, autodiff, need_ft=False)
-            provider.differentiable = self.differentiable and use_problem_jac
-            lin = None
-        else:
-            own = use_problem_jac and jac is None
-            provider, lin = self.linsolve.build(
-                rhs, y0, j, own, autodiff, False, None, self.differentiable and use_problem_jac
-            )
+        batch = y0.shape[0]
+        provider, lin = _linear_parts(self, rhs, y0, jac, use_problem_jac, False, None)
         return DIRKStepper(
             self.tableau,
             rhs,
@@ -351,19 +359,9 @@ class BDFRunner:
         use_problem_jac: bool = False,
     ) -> BDFStepper:
         """A fresh stepper for ``rhs``."""
-        batch, n = y0.shape
-        j = jac if jac is not None else (self.problem_jac if use_problem_jac else None)
-        autodiff = self.autodiff and use_problem_jac
+        batch = y0.shape[0]
         mass = self.mass if use_problem_jac else None
-        lin = None
-        if self.linsolve.kind == "dense":
-            provider = JacobianProvider(rhs, n, j, autodiff, need_ft=False)
-            provider.differentiable = self.differentiable and use_problem_jac
-        else:
-            own = use_problem_jac and jac is None
-            provider, lin = self.linsolve.build(
-                rhs, y0, j, own, autodiff, False, mass, self.differentiable and use_problem_jac
-            )
+        provider, lin = _linear_parts(self, rhs, y0, jac, use_problem_jac, False, mass)
         return BDFStepper(
             rhs,
             provider,

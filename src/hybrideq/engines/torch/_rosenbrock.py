@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hybrideq.engines.torch._implicit_loop import StepAttempt
+from hybrideq.engines.torch._implicit_loop import JacobianNorm, StepAttempt
 from hybrideq.engines.torch._interpolation import InterpolationScheme
 from hybrideq.engines.torch._jacobian import JacobianProvider
 from hybrideq.engines.torch._linsolve import DenseLU, LinearSolver
@@ -37,7 +37,7 @@ from hybrideq.engines.torch._loop import RHS
 __all__ = ["RosenbrockStepper"]
 
 
-class RosenbrockStepper:
+class RosenbrockStepper(JacobianNorm):
     """Attempts one Rosenbrock step for the whole batch (see the module docstring)."""
 
     def __init__(
@@ -102,15 +102,6 @@ class RosenbrockStepper:
         self._jnorm: Tensor | None = None  # ‖J‖_∞, computed when asked for
         self._no_jnorm = torch.zeros(batch, dtype=dtype, device=device)
         self.dtype, self.device = dtype, device
-
-    @property
-    def jnorm(self) -> Tensor:
-        """``‖J‖_∞`` per sample (the stiffness switch's eigenvalue bound), detached."""
-        if self._jnorm is None:
-            if self.J is None:
-                return self._no_jnorm
-            self._jnorm = self.linsolve.norm_inf(self.J)
-        return self._jnorm
 
     def _mass_times(self, v: Tensor) -> Tensor:
         return v if self.mass is None else v @ self.mass.T
