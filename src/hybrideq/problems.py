@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["AbstractProblem", "ODEProblem"]
+__all__ = ["AbstractProblem", "ODEProblem", "SDEProblem"]
 
 
 def _as_float_tensor(name: str, x: Any, *, like: Tensor | None = None) -> Tensor:
@@ -89,8 +89,86 @@ def _sparsity_pattern(pattern: Any, n: int, like: Tensor) -> Tensor:
     )
 
 
+def _validate_ivp(y0: Any, tspan: Any, p: Any) -> tuple[Tensor, Tensor, Tensor, Any, bool]:
+    """Validate ``y0``, ``tspan`` and ``p`` (shared by every problem type).
+
+    Returns ``(y0, t0, t1, p, batched)`` as tensors on ``y0``'s dtype and device.
+    """
+    y0t = _as_float_tensor("y0", y0)
+    if y0t.ndim == 0:
+        raise ValueError("y0 must have at least one dimension; use y0.reshape(1)")
+    if y0t.numel() == 0:
+        raise ValueError("y0 is empty; pass at least one state component")
+    if not bool(torch.isfinite(y0t).all()):
+        raise ValueError("y0 contains NaN or Inf; every initial value must be finite")
+    batched = y0t.ndim >= 2
+    batch = y0t.shape[0] if batched else 1
+    try:
+        t0_raw, t1_raw = tspan
+    except (TypeError, ValueError) as e:
+        raise TypeError("tspan must be a pair (t0, t1)") from e
+    t0 = _as_float_tensor("tspan[0]", t0_raw, like=y0t)
+    t1 = _as_float_tensor("tspan[1]", t1_raw, like=y0t)
+    for name, tt in (("tspan[0]", t0), ("tspan[1]", t1)):
+        if tt.dtype != y0t.dtype:
+            raise TypeError(
+                f"{name} has dtype {tt.dtype} but y0 has {y0t.dtype}; "
+                f"use the same dtype, e.g. {name}.to(y0.dtype)"
+            )
+        if tt.device != y0t.device:
+            raise ValueError(
+                f"{name} is on {tt.device} but y0 is on {y0t.device}; move it with .to()"
+            )
+        if tt.ndim > 1 or (tt.ndim == 1 and (not batched or tt.shape[0] != batch)):
+            raise ValueError(
+                f"{name} must be a scalar, or for a batch a tensor of shape ({batch},); "
+                f"got shape {tuple(tt.shape)}"
+            )
+        if not bool(torch.isfinite(tt).all()):
+            raise ValueError(f"{name} must be finite")
+    if bool((t0 == t1).any()):
+        raise ValueError("tspan is empty (t0 == t1); give a span of non-zero length")
+    if isinstance(p, np.ndarray):
+        p = torch.from_numpy(p).to(y0t.dtype) if p.dtype.kind == "f" else torch.as_tensor(p)
+    if isinstance(p, Tensor) and p.is_floating_point():
+        if p.dtype != y0t.dtype:
+            raise TypeError(f"p has dtype {p.dtype} but y0 has {y0t.dtype}; use p.to(y0.dtype)")
+        if p.device != y0t.device:
+            raise ValueError(f"p is on {p.device} but y0 is on {y0t.device}; move it")
+    return y0t, t0, t1, p, batched
+
+
 class AbstractProblem:
-    """Base of all problem specs."""
+    """Base of all problem specs: an initial state ``y0`` (batch rule) and a span."""
+
+    y0: Tensor
+    tspan: tuple[Tensor, Tensor]
+    batched: bool
+
+    @property
+    def batch_size(self) -> int:
+        """Number of independent problems (1 for an unbatched problem)."""
+        return int(self.y0.shape[0]) if self.batched else 1
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        """Shape of one problem's state."""
+        return tuple(self.y0.shape[1:]) if self.batched else tuple(self.y0.shape)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the state."""
+        return self.y0.dtype
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the state."""
+        return self.y0.device
+
+    @property
+    def n(self) -> int:
+        """Number of state components of one problem (the flattened state size)."""
+        return int(np.prod(self.state_shape))
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,47 +235,7 @@ class ODEProblem(AbstractProblem):
             raise TypeError(
                 f"jac must be callable as jac(t, y, p) -> (n, n), got {type(jac).__name__}"
             )
-        y0t = _as_float_tensor("y0", y0)
-        if y0t.ndim == 0:
-            raise ValueError("y0 must have at least one dimension; use y0.reshape(1)")
-        if y0t.numel() == 0:
-            raise ValueError("y0 is empty; pass at least one state component")
-        if not bool(torch.isfinite(y0t).all()):
-            raise ValueError("y0 contains NaN or Inf; every initial value must be finite")
-        batched = y0t.ndim >= 2
-        batch = y0t.shape[0] if batched else 1
-        try:
-            t0_raw, t1_raw = tspan
-        except (TypeError, ValueError) as e:
-            raise TypeError("tspan must be a pair (t0, t1)") from e
-        t0 = _as_float_tensor("tspan[0]", t0_raw, like=y0t)
-        t1 = _as_float_tensor("tspan[1]", t1_raw, like=y0t)
-        for name, tt in (("tspan[0]", t0), ("tspan[1]", t1)):
-            if tt.dtype != y0t.dtype:
-                raise TypeError(
-                    f"{name} has dtype {tt.dtype} but y0 has {y0t.dtype}; "
-                    f"use the same dtype, e.g. {name}.to(y0.dtype)"
-                )
-            if tt.device != y0t.device:
-                raise ValueError(
-                    f"{name} is on {tt.device} but y0 is on {y0t.device}; move it with .to()"
-                )
-            if tt.ndim > 1 or (tt.ndim == 1 and (not batched or tt.shape[0] != batch)):
-                raise ValueError(
-                    f"{name} must be a scalar, or for a batch a tensor of shape ({batch},); "
-                    f"got shape {tuple(tt.shape)}"
-                )
-            if not bool(torch.isfinite(tt).all()):
-                raise ValueError(f"{name} must be finite")
-        if bool((t0 == t1).any()):
-            raise ValueError("tspan is empty (t0 == t1); give a span of non-zero length")
-        if isinstance(p, np.ndarray):
-            p = torch.from_numpy(p).to(y0t.dtype) if p.dtype.kind == "f" else torch.as_tensor(p)
-        if isinstance(p, Tensor) and p.is_floating_point():
-            if p.dtype != y0t.dtype:
-                raise TypeError(f"p has dtype {p.dtype} but y0 has {y0t.dtype}; use p.to(y0.dtype)")
-            if p.device != y0t.device:
-                raise ValueError(f"p is on {p.device} but y0 is on {y0t.device}; move it")
+        y0t, t0, t1, p, batched = _validate_ivp(y0, tspan, p)
         n = int(y0t[0].numel()) if batched else int(y0t.numel())
         mass = None if mass_matrix is None else _mass_matrix(mass_matrix, n, y0t)
         proto = None if jac_prototype is None else _sparsity_pattern(jac_prototype, n, y0t)
@@ -209,31 +247,6 @@ class ODEProblem(AbstractProblem):
         object.__setattr__(self, "mass_matrix", mass)
         object.__setattr__(self, "jac_prototype", proto)
         object.__setattr__(self, "batched", batched)
-
-    @property
-    def batch_size(self) -> int:
-        """Number of independent problems (1 for an unbatched problem)."""
-        return int(self.y0.shape[0]) if self.batched else 1
-
-    @property
-    def state_shape(self) -> tuple[int, ...]:
-        """Shape of one problem's state."""
-        return tuple(self.y0.shape[1:]) if self.batched else tuple(self.y0.shape)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """Floating dtype of the state."""
-        return self.y0.dtype
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the state."""
-        return self.y0.device
-
-    @property
-    def n(self) -> int:
-        """Number of state components of one problem (the flattened state size)."""
-        return int(np.prod(self.state_shape))
 
     def remake(self, **changes: Any) -> ODEProblem:
         """A copy with some fields replaced (validated again).
@@ -254,3 +267,169 @@ class ODEProblem(AbstractProblem):
             raise TypeError(f"remake() got unknown fields {sorted(unknown)}; use {list(args)}")
         args.update(changes)
         return ODEProblem(**args)
+
+
+NOISE_TYPES = ("diagonal", "scalar", "additive", "general")
+INTERPRETATIONS = ("ito", "stratonovich")
+
+
+@dataclass(frozen=True, eq=False)
+class SDEProblem(AbstractProblem):
+    """A stochastic differential equation ``dy = f(t, y, p) dt + g(t, y, p) dW``, ``y(t0) = y0``.
+
+    Args:
+        f: the drift ``f(t, y, p)``, called like an :class:`ODEProblem`'s ``f`` (``t`` of
+            shape ``(batch,)`` and ``y`` of shape ``(batch, *state)`` for a batch).
+        g: the diffusion ``g(t, y, p)``. Its output shape depends on ``noise``:
+
+            - ``"diagonal"`` (default): shaped like ``y``; one Brownian motion per state
+              component, ``dy_i = f_i dt + g_i dW_i`` (``m = n``).
+            - ``"scalar"``: shaped like ``y``; one Brownian motion shared by every
+              component, ``dy_i = f_i dt + g_i dW`` (``m = 1``).
+            - ``"additive"``: ``g`` does not depend on ``y`` (it is still called as
+              ``g(t, y, p)``). Shaped like ``y`` (diagonal, ``m = n``), or with
+              ``noise_dim=m`` shaped ``(*y.shape, m)`` (a full matrix).
+            - ``"general"``: shaped ``(*y.shape, m)`` with ``m = noise_dim`` Brownian
+              motions: ``dy_i = f_i dt + Σ_k g_ik dW_k``.
+        y0: the initial state; the batch rule of :class:`ODEProblem` (``ndim >= 2``: the
+            first dimension is a batch of independent problems, each with its own Brownian
+            path).
+        tspan: ``(t0, t1)``, numbers or per-sample ``(batch,)`` tensors; ``t1 > t0``.
+        p: parameters passed to ``f`` and ``g`` unchanged.
+        noise: the noise structure, one of ``"diagonal"``, ``"scalar"``, ``"additive"``,
+            ``"general"``.
+        noise_dim: the number ``m`` of Brownian motions for ``"general"`` (required) and
+            matrix ``"additive"`` noise.
+        interpretation: ``"ito"`` (default) or ``"stratonovich"``: how ``g dW`` is read.
+            A solver integrates one interpretation (``EulerHeun`` is Stratonovich, the
+            Rößler methods Itô); additive noise means the same under both.
+
+    Example:
+        Geometric Brownian motion ``dy = μ y dt + σ y dW`` for 1000 paths:
+
+        >>> import torch, hybrideq as hq
+        >>> mu, sigma = 0.5, 0.2
+        >>> gbm = hq.SDEProblem(
+        ...     lambda t, y, p: mu * y,
+        ...     lambda t, y, p: sigma * y,
+        ...     torch.ones(1000, 1, dtype=torch.float64),
+        ...     (0.0, 1.0),
+        ... )
+        >>> gbm.batch_size, gbm.noise, gbm.noise_dim
+        (1000, 'diagonal', 1)
+        >>> sol = hq.solve(gbm, hq.SRIW1(), seed=0, saveat=[0.0, 1.0])
+        >>> W1 = sol.W(1.0)  # the Brownian path of each sample at t = 1
+        >>> exact = torch.exp((mu - sigma**2 / 2) * 1.0 + sigma * W1)
+        >>> bool((sol.y[:, -1] - exact).abs().max() < 1e-3)
+        True
+    """
+
+    f: Callable[..., Any]
+    g: Callable[..., Any]
+    y0: Tensor
+    tspan: tuple[Tensor, Tensor]
+    p: Any = None
+    noise: str = "diagonal"
+    noise_dim: int = field(default=0)
+    interpretation: str = "ito"
+    batched: bool = field(init=False)
+    matrix_noise: bool = field(init=False)
+    """Whether ``g`` returns a matrix ``(*y.shape, m)`` (general or matrix additive noise)."""
+
+    def __init__(
+        self,
+        f: Callable[..., Any],
+        g: Callable[..., Any],
+        y0: Any,
+        tspan: Any,
+        p: Any = None,
+        *,
+        noise: str = "diagonal",
+        noise_dim: int | None = None,
+        interpretation: str = "ito",
+    ) -> None:
+        if not callable(f):
+            raise TypeError(f"f (the drift) must be callable as f(t, y, p), got {type(f).__name__}")
+        if not callable(g):
+            raise TypeError(
+                f"g (the diffusion) must be callable as g(t, y, p), got {type(g).__name__}"
+            )
+        if noise not in NOISE_TYPES:
+            raise ValueError(
+                f"noise must be one of {', '.join(map(repr, NOISE_TYPES))}, got {noise!r}"
+            )
+        interp = interpretation.lower() if isinstance(interpretation, str) else interpretation
+        if interp not in INTERPRETATIONS:
+            raise ValueError(
+                f"interpretation must be 'ito' or 'stratonovich', got {interpretation!r}"
+            )
+        y0t, t0, t1, p, batched = _validate_ivp(y0, tspan, p)
+        if bool((t1 < t0).any()):
+            raise ValueError(
+                "tspan must run forwards for an SDE (t1 > t0): a Brownian path is generated "
+                "forwards in time"
+            )
+        n = int(y0t[0].numel()) if batched else int(y0t.numel())
+        if noise_dim is not None and (
+            isinstance(noise_dim, bool) or not isinstance(noise_dim, (int, np.integer))
+        ):
+            raise TypeError(f"noise_dim must be a positive int, got {noise_dim!r}")
+        if noise_dim is not None and noise_dim < 1:
+            raise ValueError(f"noise_dim must be a positive int, got {noise_dim!r}")
+        if noise == "general" and noise_dim is None:
+            raise ValueError(
+                "noise='general' needs noise_dim=m, the number of Brownian motions "
+                "(g then returns (*y.shape, m))"
+            )
+        if noise in ("diagonal", "scalar") and noise_dim is not None:
+            expected = n if noise == "diagonal" else 1
+            if int(noise_dim) != expected:
+                raise ValueError(
+                    f"noise={noise!r} has {expected} Brownian motion(s) for this state; "
+                    f"noise_dim={noise_dim} does not match. Use noise='general' with "
+                    "noise_dim for a diffusion matrix"
+                )
+        if noise == "diagonal":
+            m = n
+        elif noise == "scalar":
+            m = 1
+        elif noise == "additive":
+            m = n if noise_dim is None else int(noise_dim)
+        else:
+            m = int(noise_dim)  # type: ignore[arg-type]
+        object.__setattr__(self, "f", f)
+        object.__setattr__(self, "g", g)
+        object.__setattr__(self, "y0", y0t)
+        object.__setattr__(self, "tspan", (t0, t1))
+        object.__setattr__(self, "p", p)
+        object.__setattr__(self, "noise", noise)
+        object.__setattr__(self, "noise_dim", m)
+        object.__setattr__(self, "interpretation", interp)
+        object.__setattr__(self, "batched", batched)
+        object.__setattr__(
+            self,
+            "matrix_noise",
+            noise == "general" or (noise_dim is not None and noise == "additive"),
+        )
+
+    def remake(self, **changes: Any) -> SDEProblem:
+        """A copy with some fields replaced (validated again).
+
+        Fields: ``f``, ``g``, ``y0``, ``tspan``, ``p``, ``noise``, ``noise_dim``,
+        ``interpretation``.
+        """
+        args: dict[str, Any] = {
+            "f": self.f,
+            "g": self.g,
+            "y0": self.y0,
+            "tspan": self.tspan,
+            "p": self.p,
+            "noise": self.noise,
+            "noise_dim": self.noise_dim if self.matrix_noise else None,
+            "interpretation": self.interpretation,
+        }
+        unknown = set(changes) - set(args)
+        if unknown:
+            raise TypeError(f"remake() got unknown fields {sorted(unknown)}; use {list(args)}")
+        args.update(changes)
+        return SDEProblem(**args)

@@ -67,6 +67,7 @@ class Stats:
         nnonliniter: Newton iterations (ESDIRK and BDF methods; ``None`` otherwise).
         switches: method switches of an automatic stiffness-switching solver such as
             ``AutoTsit5(Rodas5P())`` (``None`` otherwise).
+        ng: evaluations of the diffusion ``g`` of an SDE (``None`` for ODEs).
 
     ``nf`` counts evaluations of ``f`` made by the steps and by finite-difference
     Jacobians; Jacobians from ``torch.func`` or from ``jac`` are counted in ``njac`` only.
@@ -80,6 +81,7 @@ class Stats:
     ncalls: int
     nnonliniter: Tensor | None = None
     switches: Tensor | None = None
+    ng: Tensor | None = None
 
     def __repr__(self) -> str:
         def fmt(x: Tensor) -> str:
@@ -90,6 +92,8 @@ class Stats:
             extra += f", nnonliniter={fmt(self.nnonliniter)}"
         if self.switches is not None:
             extra += f", switches={fmt(self.switches)}"
+        if self.ng is not None:
+            extra += f", ng={fmt(self.ng)}"
         return (
             f"Stats(nf={fmt(self.nf)}, naccept={fmt(self.naccept)}, "
             f"nreject={fmt(self.nreject)}, njac={fmt(self.njac)}, nlu={fmt(self.nlu)}, "
@@ -176,6 +180,11 @@ class Solution:
             row of ``t``/``y`` are real steps (the rest repeat the last one).
         adjoint_stats: under ``BacksolveAdjoint``/``InterpolatingAdjoint``, the counters
             of the backward solve, filled in once ``backward()`` has run.
+        W: for an SDE, the Brownian path the solve used (a
+            :class:`~hybrideq.BrownianPath`): ``sol.W(t)`` is ``W(t) − W(t0)`` per sample,
+            ``(batch, m)`` (``(m,)`` for one problem), so exact solutions and strong errors
+            can be computed on the same path; ``solve(..., brownian=sol.W)`` integrates
+            again on it. ``None`` for ODEs.
 
     Example:
         >>> import torch, hybrideq as hq
@@ -195,6 +204,7 @@ class Solution:
     nsaved: Tensor | None = field(default=None, repr=False)
     solver: Any = field(default=None, repr=False)
     adjoint_stats: AdjointStats | None = field(default=None, repr=False)
+    W: Any = field(default=None, repr=False)
 
     @property
     def retcode(self) -> ReturnCode | list[ReturnCode]:
@@ -231,6 +241,12 @@ class Solution:
             ValueError: if the solve kept no dense output (``dense=False``, the default
                 when ``saveat`` is given) or ``t`` lies outside a sample's span.
         """
+        if self.interpolant is None and self.W is not None:
+            raise ValueError(
+                "an SDE solution has no dense output (interpolating a stochastic path between "
+                "steps is not exact); pass the times you need as saveat=..., where the steps "
+                "end exactly"
+            )
         if self.interpolant is None:
             raise ValueError(
                 "this solution has no dense output: solve with dense=True "

@@ -13,15 +13,16 @@ from torch import Tensor
 from hybrideq.engines import resolve_engine
 from hybrideq.engines.torch import SolveOptions, solve_ode
 from hybrideq.engines.torch._dae_init import INIT_ALGS
-from hybrideq.problems import ODEProblem
+from hybrideq.problems import AbstractProblem, ODEProblem, SDEProblem
 from hybrideq.sensitivity import AbstractSensitivityAlgorithm
 from hybrideq.solution import Solution
 from hybrideq.solvers import AbstractODESolver, AbstractSolver
+from hybrideq.solvers.sde import AbstractSDESolver
 
 __all__ = ["solve"]
 
 
-def _tolerance(name: str, x: Any, prob: ODEProblem) -> Tensor:
+def _tolerance(name: str, x: Any, prob: AbstractProblem) -> Tensor:
     t = torch.as_tensor(x, dtype=prob.dtype, device=prob.device)
     if t.numel() == 0 or not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
         raise ValueError(f"{name} must be positive and finite, got {x!r}")
@@ -36,7 +37,7 @@ def _tolerance(name: str, x: Any, prob: ODEProblem) -> Tensor:
     return t
 
 
-def _positive(name: str, x: Any, prob: ODEProblem) -> Tensor:
+def _positive(name: str, x: Any, prob: AbstractProblem) -> Tensor:
     t = torch.as_tensor(x, dtype=prob.dtype, device=prob.device)
     if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != prob.batch_size):
         raise ValueError(f"{name} must be a scalar or a ({prob.batch_size},) tensor")
@@ -45,7 +46,7 @@ def _positive(name: str, x: Any, prob: ODEProblem) -> Tensor:
     return t.expand(prob.batch_size).contiguous()
 
 
-def _saveat(x: Any, prob: ODEProblem) -> tuple[Tensor, bool]:
+def _saveat(x: Any, prob: AbstractProblem) -> tuple[Tensor, bool]:
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
     if isinstance(x, (int, float)):
@@ -108,12 +109,12 @@ def _saveat(x: Any, prob: ODEProblem) -> tuple[Tensor, bool]:
 
 
 def solve(
-    prob: ODEProblem,
+    prob: ODEProblem | SDEProblem,
     solver: AbstractSolver,
     *,
     saveat: Any = None,
-    rtol: float | Tensor = 1e-3,
-    atol: float | Tensor = 1e-6,
+    rtol: float | Tensor | None = None,
+    atol: float | Tensor | None = None,
     dt: float | Tensor | None = None,
     adaptive: bool | None = None,
     dtmin: float | Tensor | None = None,
@@ -125,6 +126,8 @@ def solve(
     progress: bool = False,
     stepping: str = "per_sample",
     initializealg: str = "auto",
+    seed: int | None = None,
+    brownian: Any = None,
     engine: str = "auto",
 ) -> Solution:
     """Solve a differential-equation problem.
@@ -137,8 +140,10 @@ def solve(
         saveat: times to save at: ``(T,)`` shared by all samples, or ``(batch, T)`` per
             sample. ``None`` saves every accepted step (for a batch, rows are padded with
             the last step; ``sol.nsaved`` gives each row's length).
-        rtol: relative tolerance (scalar or one per state component).
-        atol: absolute tolerance (scalar or one per state component).
+        rtol: relative tolerance (scalar or one per state component). Default ``1e-3``
+            for ODEs, ``1e-2`` for SDEs (DifferentialEquations.jl's defaults).
+        atol: absolute tolerance (scalar or one per state component). Default ``1e-6``
+            for ODEs, ``1e-2`` for SDEs.
         dt: the initial step for adaptive solvers (default: automatic), the step for
             fixed-step solvers (required). A positive number; its sign follows tspan.
         adaptive: ``False`` takes fixed steps of ``dt`` with any Runge–Kutta method.
@@ -177,7 +182,23 @@ def solve(
             The mass matrix must be in semi-explicit form (zero rows and columns for the
             algebraic equations and variables) for ``"auto"``/``"brown"`` to correct
             ``y0``. No effect without a mass matrix. See the example below.
+        seed: SDEs only: the seed of a new Brownian path (a non-negative int); the same
+            seed and the same solver settings give the same path and solution. Default: a
+            fresh random seed (recorded in ``sol.W.seed``).
+        brownian: SDEs only: integrate on an existing path instead of a new one, e.g.
+            ``sol.W`` of an earlier solve (the same path at other step sizes, for
+            convergence studies), or a :class:`~hybrideq.BrownianInterval` /
+            :class:`~hybrideq.BrownianTree` of shape ``(batch, m)`` (``(m,)`` for one
+            problem).
         engine: ``"auto"``, ``"torch"`` or ``"julia"``.
+
+    For an :class:`~hybrideq.SDEProblem`, fixed-step methods (``EM``, ``EulerHeun``,
+    ``Milstein``, ``ImplicitEM``) need ``dt``; the adaptive Rößler methods (``SRIW1``,
+    ``SOSRI``, ``SRA1``, ``SOSRA``) control their strong local error with ``rtol``/``atol``
+    (or take fixed steps with ``adaptive=False, dt=...``). Steps end exactly on the
+    ``saveat`` times; ``dense`` and ``heuristics`` do not apply. ``sensealg`` may be
+    ``DirectBackprop()`` or the stochastic ``BacksolveAdjoint()``, which integrates the
+    adjoint backwards on the same Brownian path.
 
     Returns:
         A :class:`~hybrideq.Solution`.
@@ -216,8 +237,8 @@ def solve(
         >>> hq.solve(rober, hq.Rodas5P(), initializealg="check").retcode
         <ReturnCode.InitialFailure: 6>
     """
-    if not isinstance(prob, ODEProblem):
-        raise TypeError(f"prob must be an ODEProblem, got {type(prob).__name__}")
+    if not isinstance(prob, (ODEProblem, SDEProblem)):
+        raise TypeError(f"prob must be an ODEProblem or an SDEProblem, got {type(prob).__name__}")
     if inspect.isclass(solver) and issubclass(solver, AbstractSolver):
         raise TypeError(f"pass a solver instance, e.g. {solver.__name__}(), not the class")
     if not isinstance(solver, AbstractSolver):
@@ -226,7 +247,38 @@ def solve(
         raise TypeError(
             f"sensealg must be e.g. InterpolatingAdjoint() (an instance), got {sensealg!r}"
         )
+    if isinstance(prob, SDEProblem):
+        resolve_engine(prob, solver, engine)
+        rtol = 1e-2 if rtol is None else rtol
+        atol = 1e-2 if atol is None else atol
+        return _solve_sde(
+            prob,
+            solver,
+            saveat=saveat,
+            rtol=rtol,
+            atol=atol,
+            dt=dt,
+            adaptive=adaptive,
+            dtmin=dtmin,
+            dtmax=dtmax,
+            maxiters=maxiters,
+            dense=dense,
+            sensealg=sensealg,
+            heuristics=heuristics,
+            progress=progress,
+            stepping=stepping,
+            seed=seed,
+            brownian=brownian,
+        )
+    if seed is not None or brownian is not None:
+        raise ValueError("seed and brownian are for SDEProblems; an ODE solve takes neither")
+    rtol = 1e-3 if rtol is None else rtol
+    atol = 1e-6 if atol is None else atol
     resolve_engine(prob, solver, engine)
+    if isinstance(solver, AbstractSDESolver):
+        raise ValueError(
+            f"{solver.name} is an SDE method; an ODEProblem needs an ODE solver such as Tsit5()"
+        )
     if not isinstance(solver, AbstractODESolver):
         raise ValueError(f"{solver.name} cannot solve an ODEProblem on the torch engine")
     batch = prob.batch_size
@@ -314,3 +366,144 @@ def solve(
         initializealg=initializealg,
     )
     return solve_ode(prob, solver, opts)
+
+
+def _step_options(
+    prob: AbstractProblem,
+    dt: Any,
+    dtmin: Any,
+    dtmax: Any,
+    maxiters: Any,
+) -> tuple[Tensor | None, Tensor, Tensor]:
+    """Validated ``dt`` (positive, per sample or None), ``dtmin`` and ``dtmax``."""
+    batch = prob.batch_size
+    t0 = prob.tspan[0].expand(batch)
+    t1 = prob.tspan[1].expand(batch)
+    dt_t: Tensor | None = None
+    if dt is not None:
+        d = torch.as_tensor(dt, dtype=prob.dtype, device=prob.device)
+        if d.ndim > 1 or (d.ndim == 1 and d.shape[0] != batch):
+            raise ValueError(f"dt must be a scalar or a ({batch},) tensor")
+        if not bool(torch.isfinite(d).all()) or bool((d <= 0).any()):
+            raise ValueError(f"dt must be positive and finite, got {dt!r}")
+        dt_t = d.expand(batch).contiguous()
+    eps = torch.finfo(prob.dtype).eps
+    dtmin_t = (
+        _positive("dtmin", dtmin, prob)
+        if dtmin is not None
+        else 16 * eps * torch.maximum(t0.abs(), t1.abs()).clamp_min(1e-300)
+    )
+    dtmax_t = _positive("dtmax", dtmax, prob) if dtmax is not None else (t1 - t0).abs()
+    if not isinstance(maxiters, (int, np.integer)) or isinstance(maxiters, bool) or maxiters < 1:
+        raise ValueError(f"maxiters must be a positive integer, got {maxiters!r}")
+    return dt_t, dtmin_t.contiguous(), dtmax_t.contiguous()
+
+
+def _solve_sde(
+    prob: SDEProblem,
+    solver: AbstractSolver,
+    *,
+    saveat: Any,
+    rtol: Any,
+    atol: Any,
+    dt: Any,
+    adaptive: bool | None,
+    dtmin: Any,
+    dtmax: Any,
+    maxiters: int,
+    dense: bool | None,
+    sensealg: AbstractSensitivityAlgorithm | None,
+    heuristics: bool,
+    progress: bool,
+    stepping: str,
+    seed: int | None,
+    brownian: Any,
+) -> Solution:
+    """Validate the SDE-specific options and call the torch engine's SDE solver."""
+    from hybrideq.engines.torch._sde_engine import SDESolveOptions, solve_sde
+
+    if not isinstance(solver, AbstractSDESolver):
+        raise ValueError(
+            f"{solver.name} is an ODE method; an SDEProblem needs an SDE solver such as "
+            "EM(), EulerHeun(), SOSRI() (diagonal noise) or SOSRA() (additive noise)"
+        )
+    noise = prob.noise
+    if noise == "additive" and not prob.matrix_noise:
+        ok = any(k in solver.noise_types for k in ("additive", "diagonal"))
+    else:
+        ok = noise in solver.noise_types
+    if not ok:
+        raise ValueError(
+            f"{solver.name} cannot integrate {noise!r} noise"
+            + (" with a noise matrix" if prob.matrix_noise else "")
+            + f"; it takes {', '.join(solver.noise_types)} noise. Use EM() or EulerHeun() "
+            "for any noise type, or SOSRA() for additive noise"
+        )
+    interp = getattr(solver, "interpretation", "ito")
+    if noise != "additive" and interp != prob.interpretation:
+        other = "EulerHeun()" if prob.interpretation == "stratonovich" else "EM() or SOSRI()"
+        raise ValueError(
+            f"{solver.name} integrates {interp.capitalize()} SDEs but the problem is "
+            f"{prob.interpretation.capitalize()}; use {other}, or state the problem in the "
+            f"other interpretation (SDEProblem(..., interpretation={interp!r}) after converting "
+            "the drift)"
+        )
+    if dense:
+        raise ValueError(
+            "dense output is not available for SDEs (a stochastic path cannot be interpolated "
+            "exactly between steps); pass saveat=... instead"
+        )
+    if heuristics:
+        raise ValueError("heuristics=True is for ODE solves; SDE solves do not record them")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+    ):
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if sensealg is not None and not isinstance(sensealg, AbstractSensitivityAlgorithm):
+        raise TypeError(f"sensealg must be e.g. BacksolveAdjoint() (an instance), got {sensealg!r}")
+    if adaptive is None:
+        adaptive = solver.is_adaptive
+    elif adaptive and not solver.is_adaptive:
+        raise ValueError(
+            f"{solver.name} has no error estimate, so it cannot be adaptive; pass dt=... for "
+            "fixed steps or use an adaptive method such as SOSRI() or SOSRA()"
+        )
+    dt_t, dtmin_t, dtmax_t = _step_options(prob, dt, dtmin, dtmax, maxiters)
+    if not adaptive and dt_t is None:
+        raise ValueError(f"{solver.name} takes fixed steps and needs a step size: pass dt=...")
+    rt = _tolerance("rtol", rtol, prob)
+    at = _tolerance("atol", atol, prob)
+    saveat_t: Tensor | None = None
+    shared = True
+    if saveat is not None:
+        saveat_t, shared = _saveat(saveat, prob)
+    if stepping not in ("per_sample", "joint"):
+        raise ValueError(f"stepping must be 'per_sample' or 'joint', got {stepping!r}")
+    batch = prob.batch_size
+    t0 = prob.tspan[0].expand(batch)
+    t1 = prob.tspan[1].expand(batch)
+    joint = stepping == "joint" and prob.batched
+    if joint and (bool((t0 != t0[0]).any()) or bool((t1 != t1[0]).any())):
+        raise ValueError(
+            "stepping='joint' needs one tspan shared by all samples; use the default "
+            "stepping='per_sample' for per-sample spans"
+        )
+    if joint and saveat_t is not None and not shared:
+        raise ValueError("stepping='joint' needs a shared saveat of shape (T,)")
+    opts = SDESolveOptions(
+        saveat=saveat_t,
+        saveat_shared=shared,
+        adaptive=bool(adaptive),
+        dt=dt_t,
+        rtol=rt,
+        atol=at,
+        dtmin=dtmin_t,
+        dtmax=dtmax_t,
+        maxiters=int(maxiters),
+        sensealg=sensealg,
+        progress=bool(progress),
+        joint=joint,
+        seed=None if seed is None else int(seed),
+        brownian=brownian,
+    )
+    return solve_sde(prob, solver, opts)

@@ -98,7 +98,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["BrownianInterval", "BrownianTree"]
+__all__ = ["BrownianInterval", "BrownianPath", "BrownianTree"]
 
 _SQRT3 = math.sqrt(3.0)
 # Tag in the spawn keys of BrownianInterval nodes, so that they never coincide with the
@@ -784,3 +784,212 @@ class BrownianInterval(_BrownianBase):
         z = self._normals(node.seed)
         w, hh = value
         return _split_values(w, hh, node.mid - node.start, node.end - node.mid, z)
+
+
+class BrownianPath:
+    """The Brownian paths of a batch of SDEs: what ``sol.W`` is and what ``brownian=`` takes.
+
+    Sample ``b`` of a batch has its own path ``W_b`` with ``m`` independent components on its
+    own span ``[t0_b, t1_b]``. The paths are stored in one of two ways, chosen by
+    :func:`hybrideq.solve` (the values are exact either way):
+
+    - *joint*: one :class:`BrownianInterval` (or a user's :class:`BrownianTree`) of shape
+      ``(batch, m)``, queried once per step when all samples step together (fixed steps,
+      ``stepping="joint"``);
+    - *per sample*: one :class:`BrownianInterval` of shape ``(m,)`` per sample, with seeds
+      spawned from the root seed (``numpy.random.SeedSequence(seed).spawn``), for
+      per-sample adaptive steps, so that a sample's path does not depend on the others'
+      step times.
+
+    Calling it gives ``W(t) − W(t0)``: ``path(t)`` with a scalar or a ``(batch,)`` tensor
+    ``t`` returns ``(batch, m)`` (``(m,)`` for an unbatched problem); ``path(ta, tb)`` the
+    increments between two times.
+
+    Args:
+        t0: start of each sample's span: a number or a ``(batch,)`` tensor.
+        t1: end of each sample's span.
+        batch: number of samples.
+        m: Brownian components per sample.
+        seed: root seed (non-negative int).
+        levy_area: also track the space-time Lévy area (the SRI/SRA methods need it).
+        per_sample: one sampler per sample (see above) instead of one joint sampler.
+        batched: whether calls return the batch dimension (``False`` for a 1-D problem).
+        dtype: floating dtype of the values.
+        device: where the values are drawn.
+        samplers: wrap existing samplers instead of creating new ones: one with shape
+            ``(batch, m)`` (joint) or a list of ``batch`` samplers of shape ``(m,)``.
+
+    Example:
+        >>> import torch
+        >>> from hybrideq.engines.torch import BrownianPath
+        >>> W = BrownianPath(0.0, 1.0, batch=3, m=2, seed=0)
+        >>> W(0.5).shape
+        torch.Size([3, 2])
+        >>> torch.allclose(W(0.0, 0.5) + W(0.5, 1.0), W(1.0))
+        True
+    """
+
+    def __init__(
+        self,
+        t0: float | Tensor,
+        t1: float | Tensor,
+        batch: int,
+        m: int,
+        *,
+        seed: int = 0,
+        levy_area: bool = False,
+        per_sample: bool = False,
+        batched: bool = True,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+        samplers: _BrownianBase | list[_BrownianBase] | None = None,
+    ) -> None:
+        t0t = torch.as_tensor(t0, dtype=torch.float64).reshape(-1).expand(batch)
+        t1t = torch.as_tensor(t1, dtype=torch.float64).reshape(-1).expand(batch)
+        self.t0_list: list[float] = t0t.tolist()
+        self.t1_list: list[float] = t1t.tolist()
+        self.batch, self.m = int(batch), int(m)
+        self.seed = int(seed)
+        self.batched = batched
+        self.dtype, self.device = dtype, torch.device(device)
+        if samplers is not None:
+            self.joint: _BrownianBase | None = None
+            self.rows: list[_BrownianBase] | None = None
+            if isinstance(samplers, list):
+                self.rows = samplers
+            else:
+                self.joint = samplers
+            self.levy_area = bool(
+                samplers[0].levy_area if isinstance(samplers, list) else samplers.levy_area
+            )
+            return
+        self.levy_area = bool(levy_area)
+        if per_sample or len(set(self.t0_list)) > 1 or len(set(self.t1_list)) > 1:
+            seeds = np.random.SeedSequence(self.seed).spawn(self.batch)
+            self.rows = [
+                BrownianInterval(
+                    a,
+                    b,
+                    (self.m,),
+                    dtype=dtype,
+                    device=device,
+                    seed=int(s.generate_state(1, np.uint64)[0] >> np.uint64(1)),
+                    levy_area=levy_area,
+                )
+                for a, b, s in zip(self.t0_list, self.t1_list, seeds, strict=True)
+            ]
+            self.joint = None
+        else:
+            self.joint = BrownianInterval(
+                self.t0_list[0],
+                self.t1_list[0],
+                (self.batch, self.m),
+                dtype=dtype,
+                device=device,
+                seed=self.seed,
+                levy_area=levy_area,
+            )
+            self.rows = None
+
+    @property
+    def per_sample(self) -> bool:
+        """Whether each sample has its own sampler."""
+        return self.rows is not None
+
+    def __repr__(self) -> str:
+        kind = "per_sample" if self.per_sample else "joint"
+        return (
+            f"BrownianPath(batch={self.batch}, m={self.m}, seed={self.seed}, {kind}, "
+            f"levy_area={self.levy_area})"
+        )
+
+    def increments(
+        self, ta: Tensor, tb: Tensor, rows: Tensor | None = None, levy: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """``(ΔW, H)`` over ``[ta_b, tb_b]`` for every sample, ``(batch, m)`` each.
+
+        Rows not in ``rows`` (a boolean ``(batch,)`` mask), or with ``ta_b == tb_b``, get
+        zeros. ``H`` is ``None`` unless ``levy``.
+        """
+        a_list = ta.tolist()
+        b_list = tb.tolist()
+        if rows is None:
+            active = [i for i in range(self.batch) if a_list[i] != b_list[i]]
+        else:
+            mask = rows.tolist()
+            active = [i for i in range(self.batch) if mask[i] and a_list[i] != b_list[i]]
+        zeros = torch.zeros(self.batch, self.m, dtype=self.dtype, device=self.device)
+        if not active:
+            return zeros, (zeros.clone() if levy else None)
+        if self.joint is not None:
+            groups: dict[tuple[float, float], list[int]] = {}
+            for i in active:
+                groups.setdefault((a_list[i], b_list[i]), []).append(i)
+            if len(groups) == 1 and len(active) == self.batch:
+                (a, b), _ = next(iter(groups.items()))
+                out = self.joint.increment(a, b, levy=levy)  # type: ignore[call-overload]
+                return (out[0], out[1]) if levy else (out, None)
+            dw = zeros
+            hh = zeros.clone() if levy else None
+            for (a, b), idx in groups.items():
+                out = self.joint.increment(a, b, levy=levy)  # type: ignore[call-overload]
+                ix = torch.tensor(idx, device=self.device)
+                if levy:
+                    dw[ix] = out[0][ix]
+                    assert hh is not None
+                    hh[ix] = out[1][ix]
+                else:
+                    dw[ix] = out[ix]
+            return dw, hh
+        assert self.rows is not None
+        ws: list[Tensor] = []
+        hs: list[Tensor] = []
+        for i in active:
+            out = self.rows[i].increment(a_list[i], b_list[i], levy=levy)  # type: ignore[call-overload]
+            if levy:
+                ws.append(out[0])
+                hs.append(out[1])
+            else:
+                ws.append(out)
+        if len(active) == self.batch:
+            return torch.stack(ws), (torch.stack(hs) if levy else None)
+        ix = torch.tensor(active, device=self.device)
+        dw = zeros.index_copy(0, ix, torch.stack(ws))
+        return dw, (zeros.index_copy(0, ix, torch.stack(hs)) if levy else None)
+
+    def __call__(self, ta: Any, tb: Any = None) -> Tensor:
+        """``W(ta) − W(t0)`` (one argument) or ``W(tb) − W(ta)``, per sample.
+
+        Times are scalars (shared) or ``(batch,)`` tensors (per sample), inside each
+        sample's span. Returns ``(batch, m)``, or ``(m,)`` for an unbatched problem.
+        """
+
+        def times(x: Any, name: str) -> Tensor:
+            tt = torch.as_tensor(x, dtype=torch.float64).reshape(-1).cpu()
+            if tt.numel() == 1:
+                tt = tt.expand(self.batch)
+            if tt.numel() != self.batch:
+                raise ValueError(
+                    f"{name} must be a scalar or have one time per sample ({self.batch}), "
+                    f"got {tt.numel()} values"
+                )
+            return tt
+
+        if tb is None:
+            a = torch.tensor(self.t0_list, dtype=torch.float64)
+            b = times(ta, "t")
+        else:
+            a, b = times(ta, "ta"), times(tb, "tb")
+        for i, (x, y) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
+            lo, hi = self.t0_list[i], self.t1_list[i]
+            for v in (x, y):
+                if not lo <= v <= hi:
+                    raise ValueError(
+                        f"time {v} lies outside sample {i}'s span [{lo}, {hi}] of this path"
+                    )
+        sign = torch.where(b >= a, 1.0, -1.0).to(self.dtype).to(self.device)
+        lo_t = torch.minimum(a, b)
+        hi_t = torch.maximum(a, b)
+        dw, _ = self.increments(lo_t, hi_t)
+        out = dw * sign[:, None]
+        return out if self.batched else out[0]

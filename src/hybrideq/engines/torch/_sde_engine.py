@@ -1,0 +1,257 @@
+"""The torch engine's SDE entry point: from a validated SDEProblem to a Solution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hybrideq.engines.torch._brownian import BrownianPath, _BrownianBase
+from hybrideq.engines.torch._controller import initial_step
+from hybrideq.engines.torch._rhs import UserRHS
+from hybrideq.engines.torch._sde import (
+    SDELoopOptions,
+    UserDiffusion,
+    make_sde_stepper,
+    run_sde_loop,
+)
+from hybrideq.problems import SDEProblem
+from hybrideq.sensitivity import AbstractSensitivityAlgorithm, BacksolveAdjoint, DirectBackprop
+from hybrideq.solution import Solution, Stats
+from hybrideq.solvers.sde import AbstractSDESolver
+
+__all__ = ["SDESolveOptions", "make_brownian_path", "solve_sde"]
+
+
+@dataclass
+class SDESolveOptions:
+    """Validated, engine-ready options of an SDE solve."""
+
+    saveat: Tensor | None
+    saveat_shared: bool
+    adaptive: bool
+    dt: Tensor | None  # (batch,) positive, or None (automatic first step when adaptive)
+    rtol: Tensor
+    atol: Tensor
+    dtmin: Tensor
+    dtmax: Tensor
+    maxiters: int
+    sensealg: AbstractSensitivityAlgorithm | None
+    progress: bool
+    joint: bool
+    seed: int | None
+    brownian: Any
+
+
+def _fresh_seed() -> int:
+    return int(np.random.SeedSequence().entropy % (2**63 - 1))  # type: ignore[operator]
+
+
+def make_brownian_path(
+    prob: SDEProblem,
+    brownian: Any,
+    seed: int | None,
+    levy: bool,
+    per_sample: bool,
+) -> BrownianPath:
+    """The path a solve uses: the user's (checked) or a new one."""
+    batch, m = prob.batch_size, prob.noise_dim
+    t0 = prob.tspan[0].expand(batch).detach().cpu().double()
+    t1 = prob.tspan[1].expand(batch).detach().cpu().double()
+    if brownian is None:
+        return BrownianPath(
+            t0,
+            t1,
+            batch,
+            m,
+            seed=_fresh_seed() if seed is None else int(seed),
+            levy_area=levy,
+            per_sample=per_sample,
+            batched=prob.batched,
+            dtype=prob.dtype,
+            device=prob.device,
+        )
+    if seed is not None:
+        raise ValueError("pass either seed= (a new path) or brownian= (an existing path), not both")
+    if isinstance(brownian, _BrownianBase):
+        expected = (batch, m) if prob.batched else (m,)
+        if tuple(brownian.shape) != expected:
+            raise ValueError(
+                f"brownian has shape {tuple(brownian.shape)}; this problem needs {expected} "
+                "(batch, Brownian components)"
+            )
+        if brownian.dtype != prob.dtype or brownian.device != prob.device:
+            raise ValueError(
+                f"brownian draws {brownian.dtype} on {brownian.device} but y0 is "
+                f"{prob.dtype} on {prob.device}; build it with the state's dtype and device"
+            )
+        path = BrownianPath(
+            t0,
+            t1,
+            batch,
+            m,
+            seed=brownian.seed,
+            batched=prob.batched,
+            dtype=prob.dtype,
+            device=prob.device,
+            samplers=brownian if prob.batched else [brownian],
+        )
+        lo = np.full(batch, brownian.t0)
+        hi = np.full(batch, brownian.t1)
+    elif isinstance(brownian, BrownianPath):
+        path = brownian
+        if path.batch != batch or path.m != m:
+            raise ValueError(
+                f"brownian is a path of {path.batch} samples with {path.m} components; this "
+                f"problem has {batch} samples with {m} Brownian components"
+            )
+        if path.dtype != prob.dtype or path.device != prob.device:
+            raise ValueError(
+                f"brownian holds {path.dtype} on {path.device} but y0 is {prob.dtype} on "
+                f"{prob.device}"
+            )
+        lo = np.asarray(path.t0_list)
+        hi = np.asarray(path.t1_list)
+    else:
+        raise TypeError(
+            "brownian must be a path from a previous solve (sol.W), a BrownianPath, or a "
+            f"BrownianInterval/BrownianTree; got {type(brownian).__name__}"
+        )
+    if bool((t0.numpy() < lo).any() or (t1.numpy() > hi).any()):
+        raise ValueError(
+            "brownian does not cover tspan: every sample's [t0, t1] must lie inside the path's span"
+        )
+    if levy and not path.levy_area:
+        raise ValueError(
+            "this solver needs the space-time Lévy area of each step, which brownian does not "
+            "track; build the path with levy_area=True (or solve first with an SRI/SRA method "
+            "and reuse its sol.W)"
+        )
+    return path
+
+
+def _first_step(
+    prob: SDEProblem,
+    f: UserRHS,
+    g: UserDiffusion,
+    y0: Tensor,
+    t0: Tensor,
+    opts: SDESolveOptions,
+    order: float,
+) -> Tensor:
+    """An automatic first step from the drift and the diffusion's size at ``y0``."""
+    with torch.no_grad():
+        f0 = f(t0, y0)
+        g0 = g(t0, y0)
+        g_size = g0.abs().sum(-1) if g.matrix else g0.abs()
+        # StochasticDiffEq's sde_determine_initdt measures max(|f0 + g0|, |f0 − g0|).
+        eff = f0.abs() + g_size
+    return initial_step(
+        eff,
+        y0,
+        t0,
+        torch.ones_like(t0),
+        max(1, round(order)),
+        opts.rtol,
+        opts.atol,
+        opts.dtmax,
+        f,
+    ).abs()
+
+
+def solve_sde(prob: SDEProblem, solver: AbstractSDESolver, opts: SDESolveOptions) -> Solution:
+    """Integrate ``prob`` with ``solver`` on the torch engine."""
+    batch = prob.batch_size
+    y0 = prob.y0.reshape(batch, -1)
+    t0 = prob.tspan[0].expand(batch).contiguous()
+    t1 = prob.tspan[1].expand(batch).contiguous()
+    f = UserRHS(prob.f, prob.p, prob.batched, prob.state_shape, prob.dtype, prob.device)
+    g = UserDiffusion(
+        prob.g,
+        prob.p,
+        prob.batched,
+        prob.state_shape,
+        prob.matrix_noise,
+        prob.noise_dim,
+        prob.dtype,
+        prob.device,
+    )
+    stepper = make_sde_stepper(solver, f, g, prob.matrix_noise, prob.n, opts.rtol, opts.atol)
+    per_sample = opts.adaptive and not opts.joint
+    path = make_brownian_path(prob, opts.brownian, opts.seed, stepper.needs_levy, per_sample)
+    dt = opts.dt
+    if dt is None:
+        dt = _first_step(prob, f, g, y0, t0, opts, stepper.controller_order)
+    bar = None
+    if opts.progress:
+        from hybrideq.engines.torch._engine import _Progress
+
+        bar = _Progress()
+    loop_opts = SDELoopOptions(
+        adaptive=opts.adaptive,
+        dt=dt,
+        rtol=opts.rtol,
+        atol=opts.atol,
+        dtmin=opts.dtmin,
+        dtmax=opts.dtmax,
+        maxiters=opts.maxiters,
+        saveat=opts.saveat,
+        progress=bar,
+        joint=opts.joint,
+    )
+    sensealg = opts.sensealg
+    try:
+        if isinstance(sensealg, BacksolveAdjoint) and torch.is_grad_enabled():
+            from hybrideq.engines.torch._sde_adjoint import sde_adjoint_solve
+
+            res, y_saved = sde_adjoint_solve(
+                prob, f, g, stepper, path, y0, t0, t1, loop_opts, sensealg
+            )
+        else:
+            if sensealg is not None and not isinstance(
+                sensealg, (DirectBackprop, BacksolveAdjoint)
+            ):
+                raise TypeError(
+                    f"sensealg {type(sensealg).__name__} is not supported for SDEs; use "
+                    "DirectBackprop() or BacksolveAdjoint()"
+                )
+            res = run_sde_loop(stepper, path, y0, t0, t1, loop_opts, lambda: f.ncalls + g.ncalls)
+            y_saved = res.y
+    finally:
+        if bar is not None:
+            bar.close()
+    state = prob.state_shape
+    y_out = y_saved.reshape(batch, y_saved.shape[1], *state)
+    t_out = res.t
+    if not prob.batched or (opts.saveat is not None and opts.saveat_shared):
+        t_out = t_out[0]
+    if not prob.batched:
+        y_out = y_out[0]
+
+    def per(x: Tensor) -> Tensor:
+        return x if prob.batched else x[0]
+
+    full = torch.full_like(res.nf, 1)
+    stats = Stats(
+        nf=per(res.nf),
+        naccept=per(res.naccept),
+        nreject=per(res.nreject),
+        njac=per(full * res.njac),
+        nlu=per(full * res.nlu),
+        nnonliniter=per(full * res.nnewton) if res.nnewton else None,
+        ng=per(res.ng),
+        ncalls=res.ncalls,
+    )
+    return Solution(
+        t=t_out,
+        y=y_out,
+        retcodes=res.retcode,
+        stats=stats,
+        batched=prob.batched,
+        nsaved=res.nsaved if prob.batched else None,
+        solver=solver,
+        W=path,
+    )
