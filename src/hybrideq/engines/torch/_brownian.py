@@ -911,24 +911,30 @@ class BrownianPath:
         Rows not in ``rows`` (a boolean ``(batch,)`` mask), or with ``ta_b == tb_b``, get
         zeros. ``H`` is ``None`` unless ``levy``.
         """
-        a_list = ta.tolist()
-        b_list = tb.tolist()
-        if rows is None:
-            active = [i for i in range(self.batch) if a_list[i] != b_list[i]]
-        else:
-            mask = rows.tolist()
-            active = [i for i in range(self.batch) if mask[i] and a_list[i] != b_list[i]]
         zeros = torch.zeros(self.batch, self.m, dtype=self.dtype, device=self.device)
-        if not active:
-            return zeros, (zeros.clone() if levy else None)
+        act = ta != tb
+        if rows is not None:
+            act = act & rows
         if self.joint is not None:
+            if not bool(act.any()):
+                return zeros, (zeros.clone() if levy else None)
+            a_act, b_act = ta[act], tb[act]
+            if bool((a_act == a_act[0]).all()) and bool((b_act == b_act[0]).all()):
+                # One interval for every active sample (fixed or joint steps): one query.
+                out = self.joint.increment(float(a_act[0]), float(b_act[0]), levy=levy)  # type: ignore[call-overload]
+                dw1, hh1 = (out[0], out[1]) if levy else (out, None)
+                if bool(act.all()):
+                    return dw1, hh1
+                keep = act.to(device=self.device)[:, None]
+                return (
+                    torch.where(keep, dw1, zeros),
+                    None if hh1 is None else torch.where(keep, hh1, zeros),
+                )
+            pairs = torch.stack([ta, tb], 1)[act].tolist()
+            idx_all = act.nonzero().squeeze(1).tolist()
             groups: dict[tuple[float, float], list[int]] = {}
-            for i in active:
-                groups.setdefault((a_list[i], b_list[i]), []).append(i)
-            if len(groups) == 1 and len(active) == self.batch:
-                (a, b), _ = next(iter(groups.items()))
-                out = self.joint.increment(a, b, levy=levy)  # type: ignore[call-overload]
-                return (out[0], out[1]) if levy else (out, None)
+            for i, (a, b) in zip(idx_all, pairs, strict=True):
+                groups.setdefault((a, b), []).append(i)
             dw = zeros
             hh = zeros.clone() if levy else None
             for (a, b), idx in groups.items():
@@ -941,6 +947,11 @@ class BrownianPath:
                 else:
                     dw[ix] = out[ix]
             return dw, hh
+        active = act.nonzero().squeeze(1).tolist()
+        if not active:
+            return zeros, (zeros.clone() if levy else None)
+        a_list = ta.tolist()
+        b_list = tb.tolist()
         assert self.rows is not None
         ws: list[Tensor] = []
         hs: list[Tensor] = []
