@@ -10,7 +10,7 @@ Example:
     <ReturnCode.Success: 1>
 """
 
-from hybrideq import library, nn, plotting
+from hybrideq import ensemble, library, nn, plotting
 from hybrideq._version import __version__
 from hybrideq._workprecision import (
     Contender,
@@ -128,6 +128,7 @@ __all__ = [
     "WorkPrecisionRow",
     "__version__",
     "diffrax_contender",
+    "ensemble",
     "library",
     "nn",
     "plotting",

@@ -1,4 +1,4 @@
-"""Plots (matplotlib, optional): work-precision diagrams.
+"""Plots (matplotlib, optional): work-precision diagrams and ensemble bands.
 
 matplotlib is imported only when a plot is drawn; without it every function here raises an
 ``ImportError`` that says how to install it (``pip install 'hybrideq[plot]'``).
@@ -7,14 +7,17 @@ matplotlib is imported only when a plot is drawn; without it every function here
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from hybrideq._workprecision import WorkPrecision
+    from hybrideq.ensemble import EnsembleSummary
+    from hybrideq.solution import Solution
 
-__all__ = ["plot_workprecision"]
+__all__ = ["plot_ensemble", "plot_workprecision"]
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
 
@@ -145,3 +148,160 @@ def plot_workprecision(
     if legend and ax.lines:
         ax.legend(fontsize=8)
     return ax
+
+
+def plot_ensemble(
+    summary_or_solution: EnsembleSummary | Solution,
+    *,
+    components: Sequence[int] | None = None,
+    ax: Axes | None = None,
+    band: tuple[float, float] | None = (0.05, 0.95),
+    show_mean: bool = True,
+    show_median: bool = False,
+    n_paths: int = 0,
+    labels: Sequence[str] | None = None,
+) -> Axes:
+    """Draw an ensemble over time: the mean and a shaded quantile band per state component.
+
+    Each component gets one colour: its mean (solid line), its median (dashed, with
+    ``show_median``), the band between the two quantile levels of ``band`` (shaded), and
+    the first ``n_paths`` sample paths (thin lines). Where samples failed, the statistics
+    are over the samples present (see :func:`hybrideq.ensemble.summarize`); the title gives
+    the band and the number of samples.
+
+    Args:
+        summary_or_solution: an :class:`~hybrideq.ensemble.EnsembleSummary`, or a batched
+            :class:`~hybrideq.Solution` with shared save times (summarized here, with the
+            quantile levels the plot needs).
+        components: which state components to draw, as indices into the flattened state
+            (default: all).
+        ax: the axes to draw on (default: a new figure).
+        band: the quantile levels ``(low, high)`` of the shaded band, or ``None`` for no
+            band. A summary must have computed both levels.
+        show_mean: draw the mean.
+        show_median: draw the median (a summary must have computed level 0.5).
+        n_paths: how many sample paths to draw per component (the first ``n_paths``
+            samples; needs the solution, not a summary).
+        labels: one legend label per drawn component (default: ``y[i]``, ``y[i, j]`` …).
+
+    Returns:
+        The matplotlib ``Axes``.
+
+    Raises:
+        ImportError: when matplotlib is not installed.
+        ValueError: for a component out of range, a wrong number of labels, an invalid
+            band, a quantile level the summary lacks, or sample paths asked of a summary.
+
+    Example:
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import torch, hybrideq as hq
+        >>> from hybrideq.ensemble import summarize
+        >>> from hybrideq.plotting import plot_ensemble
+        >>> y = torch.randn(100, 11, 2, dtype=torch.float64)  # (batch, T, state)
+        >>> ax = plot_ensemble(summarize(y, t=torch.linspace(0, 1, 11)))
+        >>> len(ax.lines), len(ax.collections)  # a mean and a band per component
+        (2, 2)
+    """
+    from hybrideq.ensemble import EnsembleSummary, summarize
+    from hybrideq.solution import Solution
+
+    if n_paths < 0:
+        raise ValueError(f"n_paths must be >= 0; got {n_paths}")
+    if band is not None:
+        lo, hi = (float(b) for b in band)
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ValueError(f"band must be two quantile levels 0 <= low < high <= 1; got {band}")
+    if isinstance(summary_or_solution, Solution):
+        levels = (*(band or ()), *((0.5,) if show_median else ()))
+        summary = summarize(summary_or_solution, quantiles=levels)
+        paths = summary_or_solution.y
+    elif isinstance(summary_or_solution, EnsembleSummary):
+        summary = summary_or_solution
+        if n_paths:
+            raise ValueError(
+                "sample paths need the trajectories: pass the Solution, not its summary, "
+                "with n_paths > 0"
+            )
+        paths = None
+    else:
+        raise TypeError(
+            "plot_ensemble takes an EnsembleSummary or a batched Solution; "
+            f"got {type(summary_or_solution).__name__}"
+        )
+
+    shape = summary.state_shape
+    size = math.prod(shape)
+    comps = list(range(size)) if components is None else [int(c) for c in components]
+    for c in comps:
+        if not 0 <= c < size:
+            raise ValueError(
+                f"component {c} is out of range for a state of shape {shape} "
+                f"({size} components, indexed in the flattened state)"
+            )
+    if labels is None:
+        labels = [_component_label(c, shape) for c in comps]
+    elif len(labels) != len(comps):
+        raise ValueError(f"labels has {len(labels)} entries for {len(comps)} components")
+    median = summary.quantile(0.5) if show_median else None
+    lower, upper = (summary.quantile(b) for b in band) if band is not None else (None, None)
+
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.8))
+    assert ax is not None
+
+    def flat(x: Any) -> Any:  # (T, *state) or (batch, T, *state) -> numpy, state flattened
+        x = x.detach().cpu()
+        return x.reshape(*x.shape[: x.ndim - len(shape)], size).numpy()
+
+    t = summary.t.detach().cpu().numpy()
+    mean = flat(summary.mean)
+    med = None if median is None else flat(median)
+    low = None if lower is None else flat(lower)
+    high = None if upper is None else flat(upper)
+    ys = None if paths is None or not n_paths else flat(paths[:n_paths])
+    for i, (c, label) in enumerate(zip(comps, labels, strict=True)):
+        color = f"C{i % 10}"
+        if ys is not None:
+            for path in ys[..., c]:
+                ax.plot(t, path, color=color, lw=0.6, alpha=0.35, label="_nolegend_")
+        if low is not None and high is not None:
+            ax.fill_between(
+                t,
+                low[:, c],
+                high[:, c],
+                color=color,
+                alpha=0.25,
+                lw=0,
+                label=label if not (show_mean or show_median) else "_nolegend_",
+            )
+        if med is not None:
+            ax.plot(t, med[:, c], color=color, ls="--", label="_nolegend_" if show_mean else label)
+        if show_mean:
+            ax.plot(t, mean[:, c], color=color, label=label)
+
+    shown = [w for w, on in (("mean", show_mean), ("median", show_median)) if on]
+    if band is not None:
+        shown.append(f"{band[0]:g}–{band[1]:g} quantiles")
+    lo_n, hi_n = (int(summary.n.min()), int(summary.n.max())) if summary.n.numel() else (0, 0)
+    count = f"n = {hi_n}" if lo_n == hi_n else f"n = {lo_n}…{hi_n}"
+    ax.set_title(f"{', '.join(shown)} ({count})" if shown else count)
+    ax.set_xlabel("t")
+    ax.grid(True, alpha=0.3)
+    if comps:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def _component_label(c: int, shape: tuple[int, ...]) -> str:
+    """``y[c]`` in the flattened state, written as the index into ``shape``."""
+    if not shape:
+        return "y"
+    if len(shape) == 1:
+        return f"y[{c}]"
+    idx = []
+    for d in reversed(shape):
+        idx.append(c % d)
+        c //= d
+    return "y[" + ", ".join(str(i) for i in reversed(idx)) + "]"

@@ -317,10 +317,10 @@ class SDEProblem(AbstractProblem):
         ... )
         >>> gbm.batch_size, gbm.noise, gbm.noise_dim
         (1000, 'diagonal', 1)
-        >>> sol = hq.solve(gbm, hq.SRIW1(), seed=0, saveat=[0.0, 1.0])
+        >>> sol = hq.solve(gbm, hq.SRIW1(), seed=0, saveat=[0.0, 1.0], stepping="joint")
         >>> W1 = sol.W(1.0)  # the Brownian path of each sample at t = 1
         >>> exact = torch.exp((mu - sigma**2 / 2) * 1.0 + sigma * W1)
-        >>> bool((sol.y[:, -1] - exact).abs().max() < 1e-3)
+        >>> bool((sol.y[:, -1] - exact).abs().max() < 1e-2)
         True
     """
 

@@ -820,9 +820,8 @@ class BrownianPath:
             ``(batch, m)`` (joint) or a list of ``batch`` samplers of shape ``(m,)``.
 
     Example:
-        >>> import torch
-        >>> from hybrideq.engines.torch import BrownianPath
-        >>> W = BrownianPath(0.0, 1.0, batch=3, m=2, seed=0)
+        >>> import torch, hybrideq as hq
+        >>> W = hq.BrownianPath(0.0, 1.0, batch=3, m=2, seed=0)
         >>> W(0.5).shape
         torch.Size([3, 2])
         >>> torch.allclose(W(0.0, 0.5) + W(0.5, 1.0), W(1.0))
