@@ -34,3 +34,22 @@ def test_stiff_robertson_example(tmp_path: Path) -> None:
     assert "started from [1.0, 0.0, 0.0]" in out
     rel = float(re.search(r"max relative difference ([0-9.e+-]+)", out).group(1))  # type: ignore[union-attr]
     assert rel < 1e-4, out
+
+
+@pytest.mark.slow
+def test_sde_strong_orders_example(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "sde_strong_orders.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    ).stdout
+    rows = re.findall(r"^(\S+)\s+(\S+)\s+([0-9.]+)\s+([0-9.]+)\s", out, flags=re.M)
+    assert len(rows) == 8, out
+    for problem, solver, theory, observed in rows:
+        if problem == "additive" and solver in ("SRA1", "SOSRA"):
+            assert 1.3 <= float(observed) <= 2.2, (solver, observed)
+        else:
+            assert abs(float(observed) - float(theory)) <= 0.2, (problem, solver, observed)
