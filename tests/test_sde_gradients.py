@@ -162,3 +162,70 @@ def test_adjoint_is_rejected_for_unsupported_sensealg() -> None:
     with pytest.raises(TypeError, match="not supported for SDEs"):
         hq.solve(prob, hq.EM(), dt=0.1, seed=0, sensealg=hq.InterpolatingAdjoint())
     assert math.isfinite(float(hq.solve(prob, hq.EM(), dt=0.1, seed=0).y.sum()))
+
+
+@pytest.mark.parametrize("noise", ["diagonal", "general"])
+def test_reversible_adjoint_equals_direct_backprop(noise) -> None:
+    # Reversible Heun runs backwards exactly (to rounding): the O(1)-memory gradients are the
+    # direct-backprop gradients of the same discrete solve (measured: 4e-16 relative).
+    torch.manual_seed(1)
+    f = _Net(2)
+    if noise == "general":
+
+        class G(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.lin = torch.nn.Linear(2, 6).double()
+
+            def forward(self, t, y, p):
+                return 0.2 * torch.tanh(self.lin(y)).reshape(-1, 2, 3)
+
+        g = G()
+        extra = {"noise": "general", "noise_dim": 3}
+    else:
+        g = _Net(2, 0.3, positive=True)
+        extra = {}
+    y0 = torch.randn(8, 2, dtype=F64, requires_grad=True)
+    prob = hq.SDEProblem(f, g, y0, (0.0, 1.0), interpretation="stratonovich", **extra)
+    direct, path = _grads(prob, hq.ReversibleHeun(), hq.DirectBackprop(), 0.01, seed=2)
+    rev, _ = _grads(prob, hq.ReversibleHeun(), hq.ReversibleAdjoint(), 0.01, path=path)
+    assert float((direct - rev).norm() / direct.norm()) < 1e-10
+
+
+def test_reversible_heun_strong_order_on_stratonovich_gbm() -> None:
+    mu, sigma = 0.1, 1.0
+    prob = hq.SDEProblem(
+        lambda t, y, p: mu * y,
+        lambda t, y, p: sigma * y,
+        torch.ones(2000, 1, dtype=F64),
+        (0.0, 1.0),
+        interpretation="stratonovich",
+    )
+    path = hq.BrownianPath(0.0, 1.0, 2000, 1, seed=0, dtype=F64)
+    dts = [2.0**-k for k in range(3, 8)]
+    errs = [
+        float(
+            (
+                hq.solve(prob, hq.ReversibleHeun(), dt=dt, saveat=[1.0], brownian=path).y[:, -1]
+                - torch.exp(mu + sigma * path(1.0))
+            )
+            .abs()
+            .mean()
+        )
+        for dt in dts
+    ]
+    # Scalar (commutative) noise: order 1 (measured 0.91).
+    slope = float(torch.tensor(errs).log().diff().mean() / torch.tensor(dts).log().diff().mean())
+    assert abs(slope - 1.0) <= 0.2, errs
+
+
+def test_reversible_adjoint_needs_reversible_heun() -> None:
+    prob = hq.SDEProblem(
+        lambda t, y, p: -y,
+        lambda t, y, p: 0.1 * y,
+        torch.ones(2, 1, dtype=F64),
+        (0.0, 1.0),
+        interpretation="stratonovich",
+    )
+    with pytest.raises(ValueError, match="algebraically reversible"):
+        hq.solve(prob, hq.EulerHeun(), dt=0.1, seed=0, sensealg=hq.ReversibleAdjoint())

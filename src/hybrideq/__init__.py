@@ -28,6 +28,7 @@ from hybrideq.sensitivity import (
     BacksolveAdjoint,
     DirectBackprop,
     InterpolatingAdjoint,
+    ReversibleAdjoint,
 )
 from hybrideq.solution import AdjointStats, Heuristics, ReturnCode, Solution, Stats
 from hybrideq.solve import solve
@@ -69,6 +70,7 @@ from hybrideq.solvers.sde import (
     EulerHeun,
     ImplicitEM,
     Milstein,
+    ReversibleHeun,
 )
 
 __all__ = [
@@ -115,6 +117,8 @@ __all__ = [
     "Milstein",
     "ODEProblem",
     "ReturnCode",
+    "ReversibleAdjoint",
+    "ReversibleHeun",
     "Rodas4",
     "Rodas5P",
     "Rosenbrock23",

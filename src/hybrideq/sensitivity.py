@@ -10,6 +10,7 @@ __all__ = [
     "BacksolveAdjoint",
     "DirectBackprop",
     "InterpolatingAdjoint",
+    "ReversibleAdjoint",
 ]
 
 
@@ -80,3 +81,16 @@ class InterpolatingAdjoint(AbstractSensitivityAlgorithm):
     seminorm: bool = False
     rtol: float | None = None
     atol: float | None = None
+
+
+@final
+@dataclass(frozen=True)
+class ReversibleAdjoint(AbstractSensitivityAlgorithm):
+    """Exact gradients in O(1) memory for an algebraically reversible solver (SDEs).
+
+    With :class:`~hybrideq.ReversibleHeun` the backward pass runs each step in reverse
+    (Kidger, Foster, Li, Lyons, NeurIPS 2021, §3), reconstructing the forward states to
+    rounding error, and backpropagates through one step at a time: the gradients are those
+    of direct backpropagation of the same discrete solve, but no graph of the whole solve is
+    kept (the name is diffrax's). Other solvers reject it.
+    """

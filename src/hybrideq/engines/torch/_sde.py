@@ -41,6 +41,7 @@ from hybrideq.solvers.sde import (
     EulerHeun,
     ImplicitEM,
     Milstein,
+    ReversibleHeun,
 )
 from hybrideq.tableaus import SRATableau, SRITableau
 
@@ -173,6 +174,35 @@ class EulerHeunStepper(SDEStepper):
         y_bar = y + g0
         g1 = noise_product(self.g(t, y_bar), dw, self.matrix)
         return y + h * self.f(t, y) + 0.5 * (g0 + g1), None, None
+
+
+class ReversibleHeunStepper(SDEStepper):
+    """Reversible Heun (Kidger et al. 2021, §3); carries ``(ŷ, μ, σ)`` between steps."""
+
+    def __init__(self, f: RHSFn, g: RHSFn, matrix: bool) -> None:
+        super().__init__(f, g, matrix)
+        self.state: tuple[Tensor, Tensor, Tensor] | None = None
+
+    def step(
+        self, t: Tensor, h: Tensor, y: Tensor, dw: Tensor, hh: Tensor | None
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        if self.state is None:
+            self.state = (y, self.f(t, y), self.g(t, y))
+        y_hat, mu, sig = self.state
+        gdw = noise_product(sig, dw, self.matrix)
+        y_hat1 = 2.0 * y - y_hat + mu * h + gdw
+        t1 = t + h[:, 0]
+        mu1 = self.f(t1, y_hat1)
+        sig1 = self.g(t1, y_hat1)
+        y1 = y + 0.5 * (mu + mu1) * h + 0.5 * (gdw + noise_product(sig1, dw, self.matrix))
+        moving = h[:, 0] != 0
+        sig_mask = moving[:, None, None] if self.matrix else moving[:, None]
+        self.state = (
+            torch.where(moving[:, None], y_hat1, y_hat),
+            torch.where(moving[:, None], mu1, mu),
+            torch.where(sig_mask, sig1, sig),
+        )
+        return y1, None, None
 
 
 class MilsteinStepper(SDEStepper):
@@ -426,6 +456,8 @@ def make_sde_stepper(
         return EMStepper(f, g, matrix)
     if isinstance(solver, EulerHeun):
         return EulerHeunStepper(f, g, matrix)
+    if isinstance(solver, ReversibleHeun):
+        return ReversibleHeunStepper(f, g, matrix)
     if isinstance(solver, Milstein):
         return MilsteinStepper(f, g, matrix, solver.interpretation == "stratonovich")
     if isinstance(solver, AbstractSRI):

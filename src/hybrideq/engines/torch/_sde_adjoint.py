@@ -42,7 +42,7 @@ from hybrideq.engines.torch._sde import (
 from hybrideq.problems import SDEProblem
 from hybrideq.sensitivity import BacksolveAdjoint
 
-__all__ = ["sde_adjoint_solve", "sde_gradient_parameters"]
+__all__ = ["reversible_adjoint_solve", "sde_adjoint_solve", "sde_gradient_parameters"]
 
 
 def sde_gradient_parameters(prob: SDEProblem) -> list[Tensor]:
@@ -253,3 +253,158 @@ def sde_adjoint_solve(
     y_saved = _SDEAdjointFunction.apply(box, y0, *params)
     res: SDELoopResult = box["res"]
     return res, y_saved
+
+
+def _reversible_backward(
+    f: Any,
+    g: UserDiffusion,
+    matrix: bool,
+    params: list[Tensor],
+    path: BrownianPath,
+    res: SDELoopResult,
+    final_state: tuple[Tensor, Tensor, Tensor],
+    saveat: Tensor | None,
+    grad_out: Tensor,
+) -> tuple[Tensor, list[Tensor]]:
+    """Run reversible Heun backwards step by step, backpropagating through each step."""
+    assert res.steps is not None
+    y = res.y_final.detach().clone()
+    y_hat, mu, sig = (x.detach() for x in final_state)
+    batch = y.shape[0]
+    a_y = torch.zeros_like(y)
+    a_hat = torch.zeros_like(y)
+    ap = [torch.zeros_like(p) for p in params]
+    t = res.t_final.clone()
+    if saveat is not None:
+        ptr = torch.full((batch,), saveat.shape[1] - 1, dtype=torch.int64, device=y.device)
+        times = saveat
+    else:
+        assert res.nsaved is not None
+        ptr = res.nsaved - 1
+        times = res.t
+
+    def add_jumps(a: Tensor, ptr: Tensor, at: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        while True:
+            cur = times.gather(1, ptr.clamp_min(0)[:, None])[:, 0]
+            hit = mask & (ptr >= 0) & (cur == at)
+            if not bool(hit.any()):
+                return a, ptr
+            gsel = grad_out.gather(1, ptr.clamp_min(0)[:, None, None].expand(batch, 1, y.shape[1]))
+            a = a + torch.where(hit[:, None], torch.nan_to_num(gsel[:, 0]), torch.zeros_like(a))
+            ptr = ptr - hit.long()
+
+    a_y, ptr = add_jumps(a_y, ptr, t, torch.ones(batch, dtype=torch.bool, device=y.device))
+    for rec in reversed(res.steps):
+        start, end = rec[:, 0], rec[:, 1]
+        moving = (start != end) & (end == t)
+        if not bool(moving.any()):
+            continue
+        t0s = torch.where(moving, start, t)
+        dw_fwd, _ = path.increments(t0s, t, moving)
+        h = (t - t0s)[:, None]
+        with torch.no_grad():  # invert the step (Kidger et al. 2021, §3)
+            y_hat0 = 2.0 * y - y_hat - mu * h - noise_product(sig, dw_fwd, matrix)
+            mu0 = f(t0s, y_hat0)
+            sig0 = g(t0s, y_hat0)
+            y0 = (
+                y
+                - 0.5 * (mu0 + mu) * h
+                - 0.5 * (noise_product(sig0, dw_fwd, matrix) + noise_product(sig, dw_fwd, matrix))
+            )
+        with torch.enable_grad():  # the forward step again, locally, with a graph
+            yv = y0.detach().requires_grad_(True)
+            yhv = y_hat0.detach().requires_grad_(True)
+            m0 = f(t0s, yhv)
+            s0 = noise_product(g(t0s, yhv), dw_fwd, matrix)
+            yh1 = 2.0 * yv - yhv + m0 * h + s0
+            t1 = t0s + h[:, 0]
+            y1 = (
+                yv
+                + 0.5 * (m0 + f(t1, yh1)) * h
+                + 0.5 * (s0 + noise_product(g(t1, yh1), dw_fwd, matrix))
+            )
+            grads = torch.autograd.grad(
+                (y1, yh1), [yv, yhv, *params], (a_y, a_hat), allow_unused=True
+            )
+        m = moving[:, None]
+        a_y = torch.where(m, grads[0], a_y)
+        a_hat = torch.where(m, grads[1], a_hat)
+        for i, gq in enumerate(grads[2:]):
+            if gq is not None:
+                ap[i] = ap[i] + gq
+        sm = m[:, :, None] if matrix else m
+        y = torch.where(m, y0, y)
+        y_hat = torch.where(m, y_hat0, y_hat)
+        mu = torch.where(m, mu0, mu)
+        sig = torch.where(sm, sig0, sig)
+        t = torch.where(moving, t0s, t)
+        a_y, ptr = add_jumps(a_y, ptr, t, moving)
+    # ŷ₀ = y₀: both adjoints flow into the initial state.
+    return a_y + a_hat, ap
+
+
+class _ReversibleFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, box: dict[str, Any], y0: Tensor, *params: Tensor
+    ) -> Tensor:
+        with torch.no_grad():
+            res = run_sde_loop(
+                box["stepper"],
+                box["path"],
+                y0.detach(),
+                box["t0"],
+                box["t1"],
+                box["opts"],
+                box["ncalls"],
+            )
+        box["res"] = res
+        box["final_state"] = box["stepper"].state
+        ctx.box = box
+        return res.y
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        box = ctx.box
+        a, ap = _reversible_backward(
+            box["f"],
+            box["g"],
+            box["matrix"],
+            box["params"],
+            box["path"],
+            box["res"],
+            box["final_state"],
+            box["opts"].saveat,
+            grad_out,
+        )
+        return (None, a, *ap)
+
+
+def reversible_adjoint_solve(
+    prob: SDEProblem,
+    f: Any,
+    g: UserDiffusion,
+    stepper: SDEStepper,
+    path: BrownianPath,
+    y0: Tensor,
+    t0: Tensor,
+    t1: Tensor,
+    opts: SDELoopOptions,
+) -> tuple[SDELoopResult, Tensor]:
+    """Forward reversible Heun without a graph; exact gradients by running it backwards."""
+    params = sde_gradient_parameters(prob)
+    opts.record_steps = True
+    box: dict[str, Any] = {
+        "stepper": stepper,
+        "path": path,
+        "t0": t0,
+        "t1": t1,
+        "opts": opts,
+        "ncalls": lambda: f.ncalls + g.ncalls,
+        "f": f,
+        "g": g,
+        "matrix": prob.matrix_noise,
+        "params": params,
+    }
+    y_saved = _ReversibleFunction.apply(box, y0, *params)
+    return box["res"], y_saved

@@ -19,9 +19,14 @@ from hybrideq.engines.torch._sde import (
     run_sde_loop,
 )
 from hybrideq.problems import SDEProblem
-from hybrideq.sensitivity import AbstractSensitivityAlgorithm, BacksolveAdjoint, DirectBackprop
+from hybrideq.sensitivity import (
+    AbstractSensitivityAlgorithm,
+    BacksolveAdjoint,
+    DirectBackprop,
+    ReversibleAdjoint,
+)
 from hybrideq.solution import Solution, Stats
-from hybrideq.solvers.sde import AbstractSDESolver
+from hybrideq.solvers.sde import AbstractSDESolver, ReversibleHeun
 
 __all__ = ["SDESolveOptions", "make_brownian_path", "solve_sde"]
 
@@ -203,8 +208,19 @@ def solve_sde(prob: SDEProblem, solver: AbstractSDESolver, opts: SDESolveOptions
         joint=opts.joint,
     )
     sensealg = opts.sensealg
+    if isinstance(sensealg, ReversibleAdjoint) and not isinstance(solver, ReversibleHeun):
+        raise ValueError(
+            f"ReversibleAdjoint needs an algebraically reversible solver; use "
+            f"ReversibleHeun() instead of {solver.name}, or sensealg=BacksolveAdjoint()"
+        )
     try:
-        if isinstance(sensealg, BacksolveAdjoint) and torch.is_grad_enabled():
+        if isinstance(sensealg, ReversibleAdjoint) and torch.is_grad_enabled():
+            from hybrideq.engines.torch._sde_adjoint import reversible_adjoint_solve
+
+            res, y_saved = reversible_adjoint_solve(
+                prob, f, g, stepper, path, y0, t0, t1, loop_opts
+            )
+        elif isinstance(sensealg, BacksolveAdjoint) and torch.is_grad_enabled():
             from hybrideq.engines.torch._sde_adjoint import sde_adjoint_solve
 
             res, y_saved = sde_adjoint_solve(
@@ -212,11 +228,11 @@ def solve_sde(prob: SDEProblem, solver: AbstractSDESolver, opts: SDESolveOptions
             )
         else:
             if sensealg is not None and not isinstance(
-                sensealg, (DirectBackprop, BacksolveAdjoint)
+                sensealg, (DirectBackprop, BacksolveAdjoint, ReversibleAdjoint)
             ):
                 raise TypeError(
                     f"sensealg {type(sensealg).__name__} is not supported for SDEs; use "
-                    "DirectBackprop() or BacksolveAdjoint()"
+                    "DirectBackprop(), BacksolveAdjoint() or ReversibleAdjoint()"
                 )
             res = run_sde_loop(stepper, path, y0, t0, t1, loop_opts, lambda: f.ncalls + g.ncalls)
             y_saved = res.y
