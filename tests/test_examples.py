@@ -53,3 +53,18 @@ def test_sde_strong_orders_example(tmp_path: Path) -> None:
             assert 1.3 <= float(observed) <= 2.2, (solver, observed)
         else:
             assert abs(float(observed) - float(theory)) <= 0.2, (problem, solver, observed)
+
+
+@pytest.mark.slow
+def test_irregular_timeseries_example(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "irregular_timeseries.py"), "--quick"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    ).stdout
+    rows = re.findall(r"^(LSDE|LNSDE|GSDE|SDE|ODE) +([0-9.]+) +([0-9.]+) +([0-9.]+) ", out, re.M)
+    assert [r[0] for r in rows] == ["LSDE", "LNSDE", "GSDE", "SDE", "ODE"], out
+    assert all(0 <= float(a) <= 100 for r in rows for a in r[1:]), out

@@ -184,7 +184,8 @@ def solve(
             ``y0``. No effect without a mass matrix. See the example below.
         seed: SDEs only: the seed of a new Brownian path (a non-negative int); the same
             seed and the same solver settings give the same path and solution. Default: a
-            fresh random seed (recorded in ``sol.W.seed``).
+            seed drawn from torch's global generator (so ``torch.manual_seed`` makes a
+            script repeatable), recorded in ``sol.W.seed``.
         brownian: SDEs only: integrate on an existing path instead of a new one, e.g.
             ``sol.W`` of an earlier solve (the same path at other step sizes, for
             convergence studies), or a :class:`~hybrideq.BrownianInterval` /

@@ -1,5 +1,37 @@
 """Neural differential equations as ``torch.nn.Module``s."""
 
 from hybrideq.nn._neural_ode import NeuralODE
+from hybrideq.nn._neural_sde import (
+    AbstractControlledSDE,
+    ClassifierOutput,
+    ControlledNeuralSDE,
+    GeometricSDE,
+    LangevinSDE,
+    LinearNoiseSDE,
+    LipSwish,
+    NeuralSDE,
+    NeuralSDEOutput,
+    ODEClassifier,
+    SDEClassifier,
+    paper_dt,
+)
+from hybrideq.nn._paths import AbstractPath, CubicSplinePath, HermitePath
 
-__all__ = ["NeuralODE"]
+__all__ = [
+    "AbstractControlledSDE",
+    "AbstractPath",
+    "ClassifierOutput",
+    "ControlledNeuralSDE",
+    "CubicSplinePath",
+    "GeometricSDE",
+    "HermitePath",
+    "LangevinSDE",
+    "LinearNoiseSDE",
+    "LipSwish",
+    "NeuralODE",
+    "NeuralSDE",
+    "NeuralSDEOutput",
+    "ODEClassifier",
+    "SDEClassifier",
+    "paper_dt",
+]

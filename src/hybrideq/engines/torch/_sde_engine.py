@@ -52,7 +52,8 @@ class SDESolveOptions:
 
 
 def _fresh_seed() -> int:
-    return int(np.random.SeedSequence().entropy % (2**63 - 1))  # type: ignore[operator]
+    """A seed from torch's global generator, so ``torch.manual_seed`` makes solves repeatable."""
+    return int(torch.randint(0, 2**62, (1,)).item())
 
 
 def make_brownian_path(
