@@ -534,7 +534,10 @@ class GeometricSDE(AbstractControlledSDE):
             ``1 + γ h + σ ΔW > 0``). Needs ``stabilizers=False``.
         gamma_bound: bound ``b`` of the growth rate, ``γ → b · tanh(γ / b)`` (``None``:
             unbounded, the tutorial's form). Needs ``stabilizers=False``.
-        **kwargs: as :class:`AbstractControlledSDE`.
+
+    The other arguments (``input_channels``, ``hidden_channels``,
+    ``hidden_hidden_channels``, ``num_layers``, ``stabilizers``) are those of
+    :class:`AbstractControlledSDE`.
 
     Example:
         >>> import torch, hybrideq as hq
@@ -635,7 +638,8 @@ class ControlledNeuralSDE(AbstractControlledSDE):
 
     Args:
         use_control: whether the drift reads ``X(t)``.
-        **kwargs: as :class:`AbstractControlledSDE`.
+
+    The other arguments are those of :class:`AbstractControlledSDE`.
 
     Example:
         >>> import torch, hybrideq as hq
