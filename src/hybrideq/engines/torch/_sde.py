@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -512,6 +513,17 @@ class SDELoopResult:
     steps: list[Tensor] | None  # accepted (t_start, t_end) per iteration, when recorded
 
 
+def _lockstep(
+    opts: SDELoopOptions, path: BrownianPath, t0: Tensor, t1: Tensor, dt: Tensor, dtype: torch.dtype
+) -> bool:
+    """Whether every sample takes the same fixed steps (the fast path of :func:`run_sde_loop`)."""
+    if opts.adaptive or path.joint is None or dtype not in (torch.float64, torch.float32):
+        return False
+    if bool((t0 != t0[0]).any()) or bool((t1 != t1[0]).any()) or bool((dt != dt[0]).any()):
+        return False
+    return opts.saveat is None or bool((opts.saveat == opts.saveat[0]).all())
+
+
 def run_sde_loop(
     stepper: SDEStepper,
     path: BrownianPath,
@@ -569,6 +581,70 @@ def run_sde_loop(
     span = (t1 - t0).abs()
     snap = 1e-9 * dt.clamp_min(torch.finfo(dtype).eps)
     iters = 0
+    if _lockstep(opts, path, t0, t1, dt, dtype):
+        # Every sample takes the same steps (fixed dt, one span, one save grid, one joint
+        # Brownian sampler): step times in scalars, one query and one finiteness check per
+        # step, none of the per-sample bookkeeping. The first anomaly (a non-finite state,
+        # a failed Newton solve) hands over to the general loop below, which redoes that
+        # step per sample; the times and values are those of the general loop, bit for bit.
+        np_dtype = np.float64 if dtype == torch.float64 else np.float32
+        tf = np_dtype(float(t0[0]))
+        t_end = np_dtype(float(t1[0]))
+        dtf = np_dtype(float(dt[0]))
+        snapf = np_dtype(float(snap[0]))
+        save_times = [np_dtype(x) for x in saveat[0].tolist()] if saveat is not None else None
+        k_save = int(ptr[0]) if saveat is not None else 0
+        joint = path.joint
+        assert joint is not None
+        ones = torch.ones(batch, 1, dtype=dtype, device=device)
+        done_steps = 0
+        while tf != t_end and iters < opts.maxiters:
+            stop = t_end
+            if save_times is not None and k_save < len(save_times):
+                stop = min(stop, save_times[k_save])
+            hf = min(dtf, np_dtype(stop - tf))
+            tbf = np_dtype(tf + hf)
+            if abs(stop - tbf) <= snapf:
+                tbf = stop
+            hf = np_dtype(tbf - tf)
+            out = joint.increment(float(tf), float(tbf), levy=stepper.needs_levy)  # type: ignore[call-overload]
+            dw, hh = (out[0], out[1]) if stepper.needs_levy else (out, None)
+            t_vec = torch.full((batch,), float(tf), dtype=dtype, device=device)
+            y_new, _, bad = stepper.step(t_vec, ones * float(hf), y, dw, hh)
+            if (bad is not None and bool(bad.any())) or not bool(torch.isfinite(y_new).all()):
+                break
+            iters += 1
+            done_steps += 1
+            y = y_new
+            if steps is not None:
+                steps.append(
+                    torch.tensor([float(tf), float(tbf)], dtype=dtype, device=device).expand(
+                        batch, 2
+                    )
+                )
+            tf = tbf
+            if save_times is not None:
+                if k_save < len(save_times) and tbf == save_times[k_save]:
+                    save_b.append(torch.arange(batch, device=device))
+                    save_k.append(torch.full((batch,), k_save, device=device))
+                    save_y.append(y)
+                    k_save += 1
+            else:
+                save_b.append(torch.arange(batch, device=device))
+                save_k.append(count)
+                save_y.append(y)
+                save_t.append(torch.full((batch,), float(tbf), dtype=dtype, device=device))
+                count = count + 1
+            if opts.progress is not None:
+                opts.progress(float((tf - t0[0]) / span[0]))
+        t = torch.full((batch,), float(tf), dtype=dtype, device=device)
+        naccept = naccept + done_steps
+        nsteps = nsteps + done_steps
+        if saveat is not None:
+            ptr = torch.full((batch,), k_save, dtype=torch.int64, device=device)
+        done = t == t1
+        retcode = torch.where(done, torch.full_like(retcode, _SUCCESS), retcode)
+        running = running & ~done
     while bool(running.any()):
         if iters >= opts.maxiters:
             retcode = torch.where(running, torch.full_like(retcode, _MAXITERS), retcode)
