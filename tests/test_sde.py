@@ -543,3 +543,27 @@ def test_float32_solve() -> None:
     sol = hq.solve(prob, hq.SOSRI(), seed=0, saveat=[1.0])
     assert sol.y.dtype == torch.float32 and sol.success
     assert sol.W(1.0).dtype == torch.float32
+
+
+@pytest.mark.parametrize("solver", [hq.EM(), hq.SOSRI(), hq.ReversibleHeun()], ids=lambda s: s.name)
+def test_lockstep_fast_path_matches_the_per_sample_loop_bit_for_bit(monkeypatch, solver) -> None:
+    from hybrideq.engines.torch import _sde
+
+    interp = "stratonovich" if solver.interpretation == "stratonovich" else "ito"
+    prob = hq.SDEProblem(
+        lambda t, y, p: -y + torch.sin(t)[:, None],
+        lambda t, y, p: 0.5 * torch.cos(y),
+        torch.ones(5, 2, dtype=F64),
+        (0.0, 1.0),
+        interpretation=interp,
+    )
+    kw = {"adaptive": False} if solver.is_adaptive else {}
+    saveat = [0.0, 0.33, 0.5, 1.0]  # 0.33 is off the dt grid: the step is shortened
+    fast = hq.solve(prob, solver, dt=0.1, seed=8, saveat=saveat, **kw)
+    fast_all = hq.solve(prob, solver, dt=0.1, brownian=fast.W, **kw)
+    monkeypatch.setattr(_sde, "_lockstep", lambda *a: False)
+    slow = hq.solve(prob, solver, dt=0.1, brownian=fast.W, saveat=saveat, **kw)
+    slow_all = hq.solve(prob, solver, dt=0.1, brownian=fast.W, **kw)
+    assert torch.equal(fast.y, slow.y)
+    assert torch.equal(fast_all.y, slow_all.y) and torch.equal(fast_all.t, slow_all.t)
+    assert torch.equal(fast.stats.naccept, slow.stats.naccept)
