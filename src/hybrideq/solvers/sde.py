@@ -130,11 +130,15 @@ class ReversibleHeun(AbstractSDESolver):
 class Milstein(AbstractSDESolver):
     """Derivative-free (Runge–Kutta) Milstein method, strong order 1.0 (fixed steps).
 
-    For diagonal and scalar noise, with ``ŷ = y₀ + f h + g √h`` (Kloeden & Platen,
-    *Numerical Solution of SDEs*, 1992, §11.1, eq. (1.5); StochasticDiffEq.jl ``RKMil``)::
+    For diagonal and scalar noise (Kloeden & Platen, *Numerical Solution of SDEs*, 1992,
+    §11.1, eq. (1.5))::
 
-        Itô:           y₁ = y₀ + f h + g ΔW + (g(ŷ) − g)(ΔW² − h) / (2√h)
-        Stratonovich:  y₁ = y₀ + f h + g ΔW + (g(ŷ) − g) ΔW² / (2√h)
+        Itô:           ŷ = y₀ + f h + g √h,  y₁ = y₀ + f h + g ΔW + (g(ŷ) − g)(ΔW² − h) / (2√h)
+        Stratonovich:  ŷ = y₀ + g √h,        y₁ = y₀ + f h + g ΔW + (g(ŷ) − g) ΔW² / (2√h)
+
+    (The Stratonovich supporting value leaves out the drift: with it, ``(g(ŷ) − g)/√h``
+    carries a ``g'f √h`` term whose mean against ``ΔW²`` adds up to a global error of order
+    1/2; StochasticDiffEq.jl's ``RKMil`` uses ``y₀ + f h + g √h`` for both.)
 
     Args:
         interpretation: ``"ito"`` (default) or ``"stratonovich"``; must match the problem's.

@@ -224,7 +224,11 @@ class MilsteinStepper(SDEStepper):
         drift = y + h * f0
         if self.matrix:  # matrix noise is additive here: the correction vanishes
             return drift + noise_product(g0, dw, True), None, None
-        y_hat = drift + g0 * sq
+        # Itô: the supporting value of Kloeden & Platen (11.1.5), ŷ = y + f h + g √h. For
+        # Stratonovich the drift must stay out of it: (g(ŷ) − g)/√h ≈ g'g + g'f √h, and
+        # against ΔW² (mean h, unlike ΔW² − h) the g'f term would leave a bias of order
+        # h^1.5 per step, i.e. global order 1/2.
+        y_hat = (y if self.stratonovich else drift) + g0 * sq
         g_hat = self.g(t, y_hat)
         i11 = dw * dw if self.stratonovich else dw * dw - h
         corr = (g_hat - g0) * i11 / (2.0 * sq.clamp_min(torch.finfo(y.dtype).tiny))
