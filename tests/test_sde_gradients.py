@@ -25,6 +25,17 @@ class _Net(torch.nn.Module):
         return self.scale * (torch.sigmoid(out) if self.positive else out)
 
 
+class _GeneralDiffusion(torch.nn.Module):
+    """A (2, 3) diffusion matrix: general, non-commutative noise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 6).double()
+
+    def forward(self, t, y, p):
+        return 0.2 * torch.tanh(self.lin(y)).reshape(-1, 2, 3)
+
+
 def _grads(prob, solver, sensealg, dt, path=None, seed=None):
     kw = {"brownian": path} if path is not None else {"seed": seed}
     sol = hq.solve(prob, solver, dt=dt, saveat=[0.5, 1.0], sensealg=sensealg, **kw)
@@ -49,16 +60,7 @@ def test_stochastic_adjoint_agrees_with_direct_backprop_on_the_same_path(
     torch.manual_seed(0)
     f = _Net(2)
     if noise == "general":
-
-        class G(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.lin = torch.nn.Linear(2, 6).double()
-
-            def forward(self, t, y, p):
-                return 0.2 * torch.tanh(self.lin(y)).reshape(-1, 2, 3)
-
-        g = G()
+        g = _GeneralDiffusion()
         extra = {"noise": "general", "noise_dim": 3}
     else:
         g = _Net(2, 0.3, positive=True)
@@ -171,16 +173,7 @@ def test_reversible_adjoint_equals_direct_backprop(noise) -> None:
     torch.manual_seed(1)
     f = _Net(2)
     if noise == "general":
-
-        class G(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.lin = torch.nn.Linear(2, 6).double()
-
-            def forward(self, t, y, p):
-                return 0.2 * torch.tanh(self.lin(y)).reshape(-1, 2, 3)
-
-        g = G()
+        g = _GeneralDiffusion()
         extra = {"noise": "general", "noise_dim": 3}
     else:
         g = _Net(2, 0.3, positive=True)
@@ -229,3 +222,27 @@ def test_reversible_adjoint_needs_reversible_heun() -> None:
     )
     with pytest.raises(ValueError, match="algebraically reversible"):
         hq.solve(prob, hq.EulerHeun(), dt=0.1, seed=0, sensealg=hq.ReversibleAdjoint())
+
+
+@pytest.mark.parametrize("sensealg", [hq.ReversibleAdjoint(), hq.BacksolveAdjoint()])
+def test_adjoints_without_saveat_use_every_saved_step(sensealg) -> None:
+    # saveat=None: every step is saved and carries a loss term; per-sample spans make the
+    # rows of different lengths (padded), which the backward pass must skip.
+    torch.manual_seed(3)
+    f, g = _Net(2), _Net(2, 0.3, positive=True)
+    y0 = torch.randn(3, 2, dtype=F64, requires_grad=True)
+    t1 = torch.tensor([1.0, 0.75, 0.5], dtype=F64)
+    prob = hq.SDEProblem(f, g, y0, (0.0, t1), interpretation="stratonovich")
+    solver = hq.ReversibleHeun() if isinstance(sensealg, hq.ReversibleAdjoint) else hq.EulerHeun()
+
+    def grads(sa, **kw):
+        sol = hq.solve(prob, solver, dt=0.01, sensealg=sa, **kw)
+        keep = torch.arange(sol.y.shape[1])[None, :] < sol.nsaved[:, None]
+        loss = (sol.y.square().sum(-1) * keep).sum()
+        out = torch.autograd.grad(loss, [y0, *f.parameters(), *g.parameters()])
+        return torch.cat([x.reshape(-1) for x in out]), sol.W
+
+    direct, path = grads(hq.DirectBackprop(), seed=4)
+    adj, _ = grads(sensealg, brownian=path)
+    rel = float((direct - adj).norm() / direct.norm())
+    assert rel < (1e-10 if isinstance(sensealg, hq.ReversibleAdjoint) else 1e-2), rel

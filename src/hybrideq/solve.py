@@ -339,16 +339,7 @@ def solve(
         raise ValueError(
             f"initializealg must be one of {', '.join(map(repr, INIT_ALGS))}, got {initializealg!r}"
         )
-    if stepping not in ("per_sample", "joint"):
-        raise ValueError(f"stepping must be 'per_sample' or 'joint', got {stepping!r}")
-    joint = stepping == "joint" and prob.batched
-    if joint and (bool((t0 != t0[0]).any()) or bool((t1 != t1[0]).any())):
-        raise ValueError(
-            "stepping='joint' needs one tspan shared by all samples; use the default "
-            "stepping='per_sample' for per-sample spans"
-        )
-    if joint and saveat_t is not None and not shared:
-        raise ValueError("stepping='joint' needs a shared saveat of shape (T,)")
+    joint = _joint(stepping, prob, saveat_t is not None and not shared)
     opts = SolveOptions(
         saveat=saveat_t,
         saveat_shared=shared,
@@ -367,6 +358,24 @@ def solve(
         initializealg=initializealg,
     )
     return solve_ode(prob, solver, opts)
+
+
+def _joint(stepping: str, prob: AbstractProblem, per_sample_saveat: bool) -> bool:
+    """Validate ``stepping``; whether the batch takes one shared step."""
+    if stepping not in ("per_sample", "joint"):
+        raise ValueError(f"stepping must be 'per_sample' or 'joint', got {stepping!r}")
+    joint = stepping == "joint" and prob.batched
+    batch = prob.batch_size
+    t0 = prob.tspan[0].expand(batch)
+    t1 = prob.tspan[1].expand(batch)
+    if joint and (bool((t0 != t0[0]).any()) or bool((t1 != t1[0]).any())):
+        raise ValueError(
+            "stepping='joint' needs one tspan shared by all samples; use the default "
+            "stepping='per_sample' for per-sample spans"
+        )
+    if joint and per_sample_saveat:
+        raise ValueError("stepping='joint' needs a shared saveat of shape (T,)")
+    return joint
 
 
 def _step_options(
@@ -478,19 +487,7 @@ def _solve_sde(
     shared = True
     if saveat is not None:
         saveat_t, shared = _saveat(saveat, prob)
-    if stepping not in ("per_sample", "joint"):
-        raise ValueError(f"stepping must be 'per_sample' or 'joint', got {stepping!r}")
-    batch = prob.batch_size
-    t0 = prob.tspan[0].expand(batch)
-    t1 = prob.tspan[1].expand(batch)
-    joint = stepping == "joint" and prob.batched
-    if joint and (bool((t0 != t0[0]).any()) or bool((t1 != t1[0]).any())):
-        raise ValueError(
-            "stepping='joint' needs one tspan shared by all samples; use the default "
-            "stepping='per_sample' for per-sample spans"
-        )
-    if joint and saveat_t is not None and not shared:
-        raise ValueError("stepping='joint' needs a shared saveat of shape (T,)")
+    joint = _joint(stepping, prob, saveat_t is not None and not shared)
     opts = SDESolveOptions(
         saveat=saveat_t,
         saveat_shared=shared,

@@ -69,8 +69,11 @@ class SolveOptions:
     initializealg: str = "auto"  # consistent DAE initial values: auto, brown, check, none
 
 
-def gradient_parameters(prob: ODEProblem) -> list[Tensor]:
-    """Tensors an adjoint differentiates with respect to: ``p`` and module parameters."""
+def gradient_parameters(prob: Any) -> list[Tensor]:
+    """Tensors an adjoint differentiates with respect to: ``p`` and module parameters.
+
+    Looks in ``p``, ``f`` and, for an SDE, ``g``.
+    """
     found: list[Tensor] = []
     seen: set[int] = set()
 
@@ -91,6 +94,7 @@ def gradient_parameters(prob: ODEProblem) -> list[Tensor]:
 
     add(prob.p)
     add(prob.f)
+    add(getattr(prob, "g", None))
     return found
 
 

@@ -28,9 +28,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from hybrideq.engines.torch._brownian import BrownianPath
+from hybrideq.engines.torch._engine import gradient_parameters
 from hybrideq.engines.torch._sde import (
     SDELoopOptions,
     SDELoopResult,
@@ -42,33 +43,7 @@ from hybrideq.engines.torch._sde import (
 from hybrideq.problems import SDEProblem
 from hybrideq.sensitivity import BacksolveAdjoint
 
-__all__ = ["reversible_adjoint_solve", "sde_adjoint_solve", "sde_gradient_parameters"]
-
-
-def sde_gradient_parameters(prob: SDEProblem) -> list[Tensor]:
-    """Tensors that require grad in ``p`` and in modules ``f``/``g``."""
-    found: list[Tensor] = []
-    seen: set[int] = set()
-
-    def add(x: Any) -> None:
-        if isinstance(x, Tensor):
-            if x.requires_grad and id(x) not in seen:
-                seen.add(id(x))
-                found.append(x)
-        elif isinstance(x, nn.Module):
-            for q in x.parameters():
-                add(q)
-        elif isinstance(x, (tuple, list)):
-            for q in x:
-                add(q)
-        elif isinstance(x, dict):
-            for q in x.values():
-                add(q)
-
-    add(prob.p)
-    add(prob.f)
-    add(prob.g)
-    return found
+__all__ = ["reversible_adjoint_solve", "sde_adjoint_solve"]
 
 
 class _Augmented:
@@ -131,6 +106,37 @@ class _Augmented:
         return total.detach(), -gy, [-x for x in gp]
 
 
+class _SaveJumps:
+    """Adds ``∂L/∂y(t_k)`` to the adjoint when the backward pass reaches a save time ``t_k``.
+
+    Keeps one pointer per sample to its latest save time not yet passed (backwards).
+    """
+
+    def __init__(self, res: SDELoopResult, saveat: Tensor | None, grad_out: Tensor) -> None:
+        batch = res.y_final.shape[0]
+        if saveat is not None:
+            self.ptr = torch.full(
+                (batch,), saveat.shape[1] - 1, dtype=torch.int64, device=grad_out.device
+            )
+            self.times = saveat
+        else:
+            assert res.nsaved is not None
+            self.ptr = res.nsaved - 1
+            self.times = res.t
+        self.grad_out = grad_out
+
+    def __call__(self, a: Tensor, at: Tensor, mask: Tensor) -> Tensor:
+        batch, n = a.shape
+        while True:
+            idx = self.ptr.clamp_min(0)
+            hit = mask & (self.ptr >= 0) & (self.times.gather(1, idx[:, None])[:, 0] == at)
+            if not bool(hit.any()):
+                return a
+            g = self.grad_out.gather(1, idx[:, None, None].expand(batch, 1, n))[:, 0]
+            a = a + torch.where(hit[:, None], torch.nan_to_num(g), torch.zeros_like(a))
+            self.ptr = self.ptr - hit.long()
+
+
 def _backward_pass(
     aug: _Augmented,
     path: BrownianPath,
@@ -145,28 +151,8 @@ def _backward_pass(
     a = torch.zeros_like(y)
     ap = [torch.zeros_like(p) for p in aug.params]
     t = res.t_final.clone()
-    if saveat is not None:
-        T = saveat.shape[1]
-        ptr = torch.full((batch,), T - 1, dtype=torch.int64, device=y.device)
-    else:
-        assert res.nsaved is not None
-        ptr = res.nsaved - 1
-        T = grad_out.shape[1]
-    times = saveat if saveat is not None else res.t
-
-    def add_jumps(a: Tensor, ptr: Tensor, at: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        while True:
-            valid = mask & (ptr >= 0)
-            cur = times.gather(1, ptr.clamp_min(0)[:, None])[:, 0]
-            hit = valid & (cur == at)
-            if not bool(hit.any()):
-                return a, ptr
-            g = grad_out.gather(1, ptr.clamp_min(0)[:, None, None].expand(batch, 1, y.shape[1]))
-            a = a + torch.where(hit[:, None], torch.nan_to_num(g[:, 0]), torch.zeros_like(a))
-            ptr = ptr - hit.long()
-
-    everyone = torch.ones(batch, dtype=torch.bool, device=y.device)
-    a, ptr = add_jumps(a, ptr, t, everyone)
+    jumps = _SaveJumps(res, saveat, grad_out)
+    a = jumps(a, t, torch.ones(batch, dtype=torch.bool, device=y.device))
     for rec in reversed(res.steps):
         start, end = rec[:, 0], rec[:, 1]
         moving = (start != end) & (end == t)
@@ -190,7 +176,7 @@ def _backward_pass(
         for i in range(len(ap)):
             ap[i] = ap[i] + (dp0[i] - gp0[i]) + 0.5 * (gp0[i] + gp1[i])
         t = torch.where(moving, tb, t)
-        a, ptr = add_jumps(a, ptr, t, moving)
+        a = jumps(a, t, moving)
     return a, ap
 
 
@@ -238,7 +224,7 @@ def sde_adjoint_solve(
     sensealg: BacksolveAdjoint,
 ) -> tuple[SDELoopResult, Tensor]:
     """Forward solve without a graph; gradients by the stochastic adjoint (module docstring)."""
-    params = sde_gradient_parameters(prob)
+    params = gradient_parameters(prob)
     opts.record_steps = True
     aug = _Augmented(f, g, prob.matrix_noise, prob.noise, prob.interpretation == "ito", params)
     box: dict[str, Any] = {
@@ -275,25 +261,8 @@ def _reversible_backward(
     a_hat = torch.zeros_like(y)
     ap = [torch.zeros_like(p) for p in params]
     t = res.t_final.clone()
-    if saveat is not None:
-        ptr = torch.full((batch,), saveat.shape[1] - 1, dtype=torch.int64, device=y.device)
-        times = saveat
-    else:
-        assert res.nsaved is not None
-        ptr = res.nsaved - 1
-        times = res.t
-
-    def add_jumps(a: Tensor, ptr: Tensor, at: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        while True:
-            cur = times.gather(1, ptr.clamp_min(0)[:, None])[:, 0]
-            hit = mask & (ptr >= 0) & (cur == at)
-            if not bool(hit.any()):
-                return a, ptr
-            gsel = grad_out.gather(1, ptr.clamp_min(0)[:, None, None].expand(batch, 1, y.shape[1]))
-            a = a + torch.where(hit[:, None], torch.nan_to_num(gsel[:, 0]), torch.zeros_like(a))
-            ptr = ptr - hit.long()
-
-    a_y, ptr = add_jumps(a_y, ptr, t, torch.ones(batch, dtype=torch.bool, device=y.device))
+    jumps = _SaveJumps(res, saveat, grad_out)
+    a_y = jumps(a_y, t, torch.ones(batch, dtype=torch.bool, device=y.device))
     for rec in reversed(res.steps):
         start, end = rec[:, 0], rec[:, 1]
         moving = (start != end) & (end == t)
@@ -338,7 +307,7 @@ def _reversible_backward(
         mu = torch.where(m, mu0, mu)
         sig = torch.where(sm, sig0, sig)
         t = torch.where(moving, t0s, t)
-        a_y, ptr = add_jumps(a_y, ptr, t, moving)
+        a_y = jumps(a_y, t, moving)
     # ŷ₀ = y₀: both adjoints flow into the initial state.
     return a_y + a_hat, ap
 
@@ -392,7 +361,7 @@ def reversible_adjoint_solve(
     opts: SDELoopOptions,
 ) -> tuple[SDELoopResult, Tensor]:
     """Forward reversible Heun without a graph; exact gradients by running it backwards."""
-    params = sde_gradient_parameters(prob)
+    params = gradient_parameters(prob)
     opts.record_steps = True
     box: dict[str, Any] = {
         "stepper": stepper,
