@@ -568,3 +568,32 @@ def test_lockstep_fast_path_matches_the_per_sample_loop_bit_for_bit(monkeypatch,
     assert torch.equal(fast.y, slow.y)
     assert torch.equal(fast_all.y, slow_all.y) and torch.equal(fast_all.t, slow_all.t)
     assert torch.equal(fast.stats.naccept, slow.stats.naccept)
+
+
+@pytest.mark.parametrize("solver", [hq.SOSRI(), hq.SRA1()], ids=lambda s: s.name)
+def test_joint_adaptive_fast_path_matches_the_per_sample_loop(monkeypatch, solver) -> None:
+    from hybrideq.engines.torch import _sde
+
+    noise = "additive" if isinstance(solver, hq.AbstractSRA) else "diagonal"
+    prob = hq.SDEProblem(
+        lambda t, y, p: -y + torch.sin(t)[:, None],
+        (lambda t, y, p: 3.0 * (1 + t**2)[:, None].expand_as(y))
+        if noise == "additive"
+        else (lambda t, y, p: 0.5 * torch.cos(y)),
+        torch.ones(6, 2, dtype=F64),
+        (0.0, 1.0),
+        noise=noise,
+    )
+    saveat = [0.0, 0.33, 1.0]
+    kw = {"rtol": 1e-3, "atol": 1e-3, "stepping": "joint", "saveat": saveat}
+    fast = hq.solve(prob, solver, seed=8, **kw)
+    if noise == "diagonal":
+        assert int(fast.stats.nreject[0]) > 0  # rejections happened
+    monkeypatch.setattr(_sde, "_lockstep", lambda *a: False)
+    slow = hq.solve(prob, solver, brownian=fast.W, **kw)
+    assert torch.equal(fast.y, slow.y)
+    assert torch.equal(fast.stats.naccept, slow.stats.naccept)
+    assert torch.equal(fast.stats.nreject, slow.stats.nreject)
+    # The dtmin failure on the fast path.
+    sol = hq.solve(prob, solver, seed=8, rtol=1e-12, atol=1e-12, dtmin=1e-3, stepping="joint")
+    assert sol.retcode == [hq.ReturnCode.DtLessThanMin] * 6

@@ -250,11 +250,12 @@ def _needed(s: int, *uses: tuple[tuple[float, ...], ...] | tuple[float, ...]) ->
 
 
 def _comb(coeffs: tuple[float, ...], ks: list[Tensor | None]) -> Tensor | None:
+    """``Σ_j coeffs[j] ks[j]`` over the nonzero terms (one fused op per term), or ``None``."""
     out: Tensor | None = None
     for a, k in zip(coeffs, ks, strict=False):
         if a == 0.0 or k is None:
             continue
-        out = k * a if out is None else out + k * a
+        out = k * a if out is None else out.add(k, alpha=a)
     return out
 
 
@@ -520,8 +521,14 @@ class SDELoopResult:
 def _lockstep(
     opts: SDELoopOptions, path: BrownianPath, t0: Tensor, t1: Tensor, dt: Tensor, dtype: torch.dtype
 ) -> bool:
-    """Whether every sample takes the same fixed steps (the fast path of :func:`run_sde_loop`)."""
-    if opts.adaptive or path.joint is None or dtype not in (torch.float64, torch.float32):
+    """Whether every sample takes the same steps (the fast path of :func:`run_sde_loop`).
+
+    Fixed steps, or adaptive steps with ``stepping="joint"``, on one span with one save grid
+    and one joint Brownian sampler.
+    """
+    if opts.adaptive and not opts.joint:
+        return False
+    if path.joint is None or dtype not in (torch.float64, torch.float32):
         return False
     if bool((t0 != t0[0]).any()) or bool((t1 != t1[0]).any()) or bool((dt != dt[0]).any()):
         return False
@@ -602,6 +609,16 @@ def run_sde_loop(
         assert joint is not None
         ones = torch.ones(batch, 1, dtype=dtype, device=device)
         done_steps = 0
+        rejected = 0
+        failed_dtmin = False
+        if controller is not None:  # PIState.propose on scalars (the batch is one system)
+            ctl = controller.ctl
+            errold_pow = float(controller.errold_pow[0])
+            inv_qmax = float(controller.inv_qmax[0])
+            inv_qmin = 1.0 / ctl.qmin
+            dtmaxf = float(opts.dtmax[0])
+            dtminf = float(opts.dtmin[0])
+            tiny = torch.finfo(dtype).tiny
         while tf != t_end and iters < opts.maxiters:
             stop = t_end
             if save_times is not None and k_save < len(save_times):
@@ -614,10 +631,36 @@ def run_sde_loop(
             out = joint.increment(float(tf), float(tbf), levy=stepper.needs_levy)  # type: ignore[call-overload]
             dw, hh = (out[0], out[1]) if stepper.needs_levy else (out, None)
             t_vec = torch.full((batch,), float(tf), dtype=dtype, device=device)
-            y_new, _, bad = stepper.step(t_vec, ones * float(hf), y, dw, hh)
-            if (bad is not None and bool(bad.any())) or not bool(torch.isfinite(y_new).all()):
-                break
-            iters += 1
+            y_new, err, bad = stepper.step(t_vec, ones * float(hf), y, dw, hh)
+            if controller is not None and err is not None:
+                scale = opts.atol + torch.maximum(y.abs(), y_new.abs()) * opts.rtol
+                eest_b = (err / scale).square().mean(-1).sqrt()
+                eest = float((eest_b.square().sum() / batch).sqrt())
+                if not math.isfinite(eest):
+                    eest = math.inf
+                iters += 1
+                q11 = max(eest, tiny) ** ctl.beta1
+                accepted = eest <= 1.0
+                if accepted:
+                    q = min(max(q11 * errold_pow * (1.0 / ctl.gamma), inv_qmax), inv_qmin)
+                    proposal = float(dtf) / q
+                    errold_pow = max(eest, ctl.qoldinit) ** (-ctl.beta2)
+                    inv_qmax = 1.0 / ctl.qmax
+                else:
+                    proposal = float(dtf) / min(q11 * (1.0 / ctl.gamma), inv_qmin)
+                dtf = np_dtype(min(proposal, dtmaxf))
+                if not accepted:
+                    rejected += 1
+                    if dtf < dtminf:
+                        failed_dtmin = True
+                        break
+                    continue
+                if tbf != t_end and dtf < dtminf:
+                    failed_dtmin = True  # after this accepted step
+            else:
+                if (bad is not None and bool(bad.any())) or not bool(torch.isfinite(y_new).all()):
+                    break
+                iters += 1
             done_steps += 1
             y = y_new
             if steps is not None:
@@ -641,9 +684,16 @@ def run_sde_loop(
                 count = count + 1
             if opts.progress is not None:
                 opts.progress(float((tf - t0[0]) / span[0]))
+            if failed_dtmin:
+                break
         t = torch.full((batch,), float(tf), dtype=dtype, device=device)
+        dt = torch.full_like(dt, float(dtf))
         naccept = naccept + done_steps
-        nsteps = nsteps + done_steps
+        nreject = nreject + rejected
+        nsteps = nsteps + done_steps + rejected
+        if failed_dtmin and tf != t_end:
+            retcode = torch.full_like(retcode, _DTMIN)
+            running = torch.zeros_like(running)
         if saveat is not None:
             ptr = torch.full((batch,), k_save, dtype=torch.int64, device=device)
         done = t == t1

@@ -165,6 +165,7 @@ def _first_step(
         opts.atol,
         opts.dtmax,
         f,
+        joint=opts.joint,
     ).abs()
 
 
@@ -191,6 +192,8 @@ def solve_sde(prob: SDEProblem, solver: AbstractSDESolver, opts: SDESolveOptions
     dt = opts.dt
     if dt is None:
         dt = _first_step(prob, f, g, y0, t0, opts, stepper.controller_order)
+        if opts.joint:  # one step for the batch (the norms were joint; rounding is not)
+            dt = dt.min().expand_as(dt).contiguous()
     bar = None
     if opts.progress:
         from hybrideq.engines.torch._engine import _Progress
