@@ -635,16 +635,16 @@ def run_sde_loop(
             if controller is not None and err is not None:
                 scale = opts.atol + torch.maximum(y.abs(), y_new.abs()) * opts.rtol
                 eest_b = (err / scale).square().mean(-1).sqrt()
-                eest = float((eest_b.square().sum() / batch).sqrt())
-                if not math.isfinite(eest):
-                    eest = math.inf
+                eest_f = float((eest_b.square().sum() / batch).sqrt())
+                if not math.isfinite(eest_f):
+                    eest_f = math.inf
                 iters += 1
-                q11 = max(eest, tiny) ** ctl.beta1
-                accepted = eest <= 1.0
+                q11 = max(eest_f, tiny) ** ctl.beta1
+                accepted = eest_f <= 1.0
                 if accepted:
                     q = min(max(q11 * errold_pow * (1.0 / ctl.gamma), inv_qmax), inv_qmin)
                     proposal = float(dtf) / q
-                    errold_pow = max(eest, ctl.qoldinit) ** (-ctl.beta2)
+                    errold_pow = max(eest_f, ctl.qoldinit) ** (-ctl.beta2)
                     inv_qmax = 1.0 / ctl.qmax
                 else:
                     proposal = float(dtf) / min(q11 * (1.0 / ctl.gamma), inv_qmin)
