@@ -8,6 +8,7 @@ Euler–Heun reach strong order 1.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import ClassVar, final
 
@@ -182,9 +183,9 @@ class AbstractSRI(AbstractSDESolver):
     controller_order: ClassVar[float] = 1.5
 
     @property
+    @abc.abstractmethod
     def tableau(self) -> SRITableau:
         """The method's coefficients."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -207,9 +208,9 @@ class AbstractSRA(AbstractSDESolver):
     controller_order: ClassVar[float] = 2.0
 
     @property
+    @abc.abstractmethod
     def tableau(self) -> SRATableau:
         """The method's coefficients."""
-        raise NotImplementedError
 
 
 @final

@@ -45,7 +45,7 @@ from hybrideq.solvers import (
 from hybrideq.solvers._base import AbstractImplicitSolver
 from hybrideq.solvers.composite import AbstractAutoSwitch
 
-__all__ = ["SolveOptions", "gradient_parameters", "solve_ode"]
+__all__ = ["SolveOptions", "gradient_parameters", "solve_ode", "user_shapes"]
 
 
 @dataclass
@@ -143,6 +143,18 @@ class _Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def user_shapes(prob: Any, t: Tensor, y: Tensor, shared_saveat: bool) -> tuple[Tensor, Tensor]:
+    """``(batch, T)`` times and ``(batch, T, n)`` states in the user's shapes.
+
+    The state takes the problem's shape; an unbatched problem drops the batch dimension,
+    and shared save times are returned once, ``(T,)``.
+    """
+    batch = y.shape[0]
+    y_out = y.reshape(batch, y.shape[1], *prob.state_shape)
+    t_out = t[0] if not prob.batched or shared_saveat else t
+    return t_out, (y_out if prob.batched else y_out[0])
 
 
 def make_runner(prob: ODEProblem, solver: AbstractODESolver) -> MethodRunner:
@@ -300,12 +312,7 @@ def solve_ode(prob: ODEProblem, solver: AbstractODESolver, opts: SolveOptions) -
         res = init.finish(res, opts.saveat)
 
     state = prob.state_shape
-    y_out = y_saved.reshape(batch, y_saved.shape[1], *state)
-    t_out = res.t
-    if not prob.batched or (opts.saveat is not None and opts.saveat_shared):
-        t_out = t_out[0]
-    if not prob.batched:
-        y_out = y_out[0]
+    t_out, y_out = user_shapes(prob, res.t, y_saved, opts.saveat is not None and opts.saveat_shared)
     dense = copy.copy(res.dense)  # the user's view; the loop's object stays internal
     if dense is not None:
         dense.batched = prob.batched

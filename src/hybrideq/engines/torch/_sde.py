@@ -146,6 +146,7 @@ class SDEStepper:
         self.njac = 0
         self.nlu = 0
         self.nnewton = 0
+        self.nf_extra = 0  # evaluations of f beyond nf_per_step per step (Newton iterations)
 
     def step(
         self, t: Tensor, h: Tensor, y: Tensor, dw: Tensor, hh: Tensor | None
@@ -294,7 +295,6 @@ class SRIStepper(SDEStepper):
         chi3 = (dw * dw * dw - 3.0 * h * dw) / (6.0 * safe_h)  # I_(1,1,1)/h
         fs: list[Tensor | None] = []
         gs: list[Tensor | None] = []
-        tf = t[:, None] if t.ndim == 1 else t
         for i in range(tab.stages):
             fi = gi = None
             if self.need_f[i]:
@@ -302,13 +302,13 @@ class SRIStepper(SDEStepper):
                 b = _comb(tab.B0[i], gs)
                 h0 = y if a is None else y + h * a
                 h0 = h0 if b is None else h0 + chi2 * b
-                fi = self.f((tf + tab.c0[i] * h)[:, 0], h0)
+                fi = self.f(t + tab.c0[i] * h[:, 0], h0)
             if self.need_g[i]:
                 a = _comb(tab.A1[i], fs)
                 b = _comb(tab.B1[i], gs)
                 h1 = y if a is None else y + h * a
                 h1 = h1 if b is None else h1 + sq * b
-                gi = self.g((tf + tab.c1[i] * h)[:, 0], h1)
+                gi = self.g(t + tab.c1[i] * h[:, 0], h1)
             fs.append(fi)
             gs.append(gi)
         drift = _comb(tab.alpha, fs)
@@ -353,7 +353,6 @@ class SRAStepper(SDEStepper):
         tab = self.tab
         assert hh is not None
         chi2 = 0.5 * dw + hh  # I_(1,0)/h per Brownian component
-        tf = t[:, None]
         fs: list[Tensor | None] = []
         gchi: list[Tensor | None] = []  # G_j I_(1,0)/h
         gdw: list[Tensor | None] = []  # G_j ΔW
@@ -362,11 +361,11 @@ class SRAStepper(SDEStepper):
             b = _comb(tab.B0[i], gchi)
             hi = y if a is None else y + h * a
             hi = hi if b is None else hi + b
-            fs.append(self.f((tf + tab.c0[i] * h)[:, 0], hi))
+            fs.append(self.f(t + tab.c0[i] * h[:, 0], hi))
             if self.need_g[i]:
                 # Additive noise: g does not depend on the state (called at H_i, as
                 # StochasticDiffEq does, so a user's g may still read y).
-                gv = self.g((tf + tab.c1[i] * h)[:, 0], hi)
+                gv = self.g(t + tab.c1[i] * h[:, 0], hi)
                 gchi.append(noise_product(gv, chi2, self.matrix))
                 gdw.append(noise_product(gv, dw, self.matrix))
             else:
@@ -435,7 +434,7 @@ class ImplicitEMStepper(SDEStepper):
         scale = self.atol + self.rtol * y.abs()
         converged = torch.zeros_like(failed)
         for _ in range(self.max_newton):
-            self.nf_extra = getattr(self, "nf_extra", 0) + 1
+            self.nf_extra += 1
             res = z - explicit - th * h * self.f(t1, z)
             dz = torch.linalg.lu_solve(lu, piv, -res.unsqueeze(-1)).squeeze(-1)
             z = z + dz
@@ -803,7 +802,6 @@ def run_sde_loop(
         out = out.gather(1, src[:, :, None].expand(batch, T, n))
         t_out = tt.gather(1, src)
     nf = nsteps * stepper.nf_per_step
-    extra = getattr(stepper, "nf_extra", 0)
     return SDELoopResult(
         t=t_out,
         y=out,
@@ -811,7 +809,7 @@ def run_sde_loop(
         y_final=y,
         t_final=t,
         retcode=retcode,
-        nf=nf + extra,
+        nf=nf + stepper.nf_extra,
         ng=nsteps * stepper.ng_per_step,
         naccept=naccept,
         nreject=nreject,

@@ -41,9 +41,12 @@ from hybrideq.engines.torch._sde import (
     run_sde_loop,
 )
 from hybrideq.problems import SDEProblem
-from hybrideq.sensitivity import BacksolveAdjoint
 
-__all__ = ["reversible_adjoint_solve", "sde_adjoint_solve"]
+__all__ = ["sde_adjoint_solve"]
+
+
+# (Δy, Δa, Δa_θ) of one term of the augmented system.
+_Part = tuple[Tensor, Tensor, list[Tensor]]
 
 
 class _Augmented:
@@ -88,22 +91,28 @@ class _Augmented:
 
     def evaluate(
         self, t: Tensor, y: Tensor, a: Tensor, h: Tensor, dw: Tensor, drift: bool
-    ) -> tuple[Tensor, Tensor, list[Tensor]]:
-        """``(Δy, Δa, Δa_θ)`` of ``f_S h + G dW`` (``drift``) or of ``G dW`` alone."""
+    ) -> tuple[_Part, _Part | None]:
+        """``(Δy, Δa, Δa_θ)`` of the noise ``G dW`` and, with ``drift``, of ``f_S h``.
+
+        One forward evaluation at ``y``; each part is one vector–Jacobian product with ``a``.
+        """
         with torch.enable_grad():
             yv = y.detach().requires_grad_(True)
             gdw = noise_product(self.g(t, yv), dw, self.matrix)
-            total = gdw
-            if drift:
-                total = total + h * self._drift(t, yv)
-            inputs = [yv, *self.params]
-            grads = torch.autograd.grad(total, inputs, a, allow_unused=True, retain_graph=False)
-        gy = grads[0] if grads[0] is not None else torch.zeros_like(y)
+            fh = h * self._drift(t, yv) if drift else None
+            noise = self._vjp(gdw, yv, a, retain=fh is not None)
+            return noise, (None if fh is None else self._vjp(fh, yv, a, retain=False))
+
+    def _vjp(self, out: Tensor, yv: Tensor, a: Tensor, retain: bool) -> _Part:
+        grads = torch.autograd.grad(
+            out, [yv, *self.params], a, allow_unused=True, retain_graph=retain
+        )
+        gy = torch.zeros_like(yv) if grads[0] is None else grads[0]
         gp = [
             torch.zeros_like(p) if gq is None else gq
             for p, gq in zip(self.params, grads[1:], strict=True)
         ]
-        return total.detach(), -gy, [-x for x in gp]
+        return out.detach(), -gy, [-x for x in gp]
 
 
 class _SaveJumps:
@@ -163,82 +172,20 @@ def _backward_pass(
         dw_fwd, _ = path.increments(tb, t, moving)
         dw = -dw_fwd
         h = (tb - t)[:, None]
-        dy0, da0, dp0 = aug.evaluate(t, y, a, h, dw, drift=True)
-        gy0, ga0, gp0 = aug.evaluate(t, y, a, h, dw, drift=False)
+        (gy0, ga0, gp0), drift = aug.evaluate(t, y, a, h, dw, drift=True)
+        assert drift is not None
+        dy0, da0, dp0 = drift
         # Euler–Heun predictor with the noise only (StochasticDiffEq EulerHeun), then the
         # trapezoidal noise and the explicit drift.
-        y_bar = y + gy0
-        a_bar = a + ga0
-        gy1, ga1, gp1 = aug.evaluate(t, y_bar, a_bar, h, dw, drift=False)
+        (gy1, ga1, gp1), _ = aug.evaluate(t, y + gy0, a + ga0, h, dw, drift=False)
         m = moving[:, None]
-        y = torch.where(m, y + (dy0 - gy0) + 0.5 * (gy0 + gy1), y)
-        a = torch.where(m, a + (da0 - ga0) + 0.5 * (ga0 + ga1), a)
+        y = torch.where(m, y + dy0 + 0.5 * (gy0 + gy1), y)
+        a = torch.where(m, a + da0 + 0.5 * (ga0 + ga1), a)
         for i in range(len(ap)):
-            ap[i] = ap[i] + (dp0[i] - gp0[i]) + 0.5 * (gp0[i] + gp1[i])
+            ap[i] = ap[i] + dp0[i] + 0.5 * (gp0[i] + gp1[i])
         t = torch.where(moving, tb, t)
         a = jumps(a, t, moving)
     return a, ap
-
-
-class _SDEAdjointFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any,
-        box: dict[str, Any],
-        y0: Tensor,
-        *params: Tensor,
-    ) -> Tensor:
-        with torch.no_grad():
-            res = run_sde_loop(
-                box["stepper"],
-                box["path"],
-                y0.detach(),
-                box["t0"],
-                box["t1"],
-                box["opts"],
-                box["ncalls"],
-            )
-        box["res"] = res
-        ctx.box = box
-        return res.y
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
-        box = ctx.box
-        res: SDELoopResult = box["res"]
-        a, ap = _backward_pass(box["aug"], box["path"], res, box["opts"].saveat, grad_out)
-        box["adjoint_nf"] = box["aug"].nf
-        return (None, a, *ap)
-
-
-def sde_adjoint_solve(
-    prob: SDEProblem,
-    f: Any,
-    g: UserDiffusion,
-    stepper: SDEStepper,
-    path: BrownianPath,
-    y0: Tensor,
-    t0: Tensor,
-    t1: Tensor,
-    opts: SDELoopOptions,
-    sensealg: BacksolveAdjoint,
-) -> tuple[SDELoopResult, Tensor]:
-    """Forward solve without a graph; gradients by the stochastic adjoint (module docstring)."""
-    params = gradient_parameters(prob)
-    opts.record_steps = True
-    aug = _Augmented(f, g, prob.matrix_noise, prob.noise, prob.interpretation == "ito", params)
-    box: dict[str, Any] = {
-        "stepper": stepper,
-        "path": path,
-        "t0": t0,
-        "t1": t1,
-        "opts": opts,
-        "ncalls": lambda: f.ncalls + g.ncalls,
-        "aug": aug,
-    }
-    y_saved = _SDEAdjointFunction.apply(box, y0, *params)
-    res: SDELoopResult = box["res"]
-    return res, y_saved
 
 
 def _reversible_backward(
@@ -312,7 +259,9 @@ def _reversible_backward(
     return a_y + a_hat, ap
 
 
-class _ReversibleFunction(torch.autograd.Function):
+class _ForwardWithoutGraph(torch.autograd.Function):
+    """The forward solve under ``no_grad``; ``backward`` calls the adjoint given in ``box``."""
+
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any, box: dict[str, Any], y0: Tensor, *params: Tensor
@@ -328,28 +277,17 @@ class _ReversibleFunction(torch.autograd.Function):
                 box["ncalls"],
             )
         box["res"] = res
-        box["final_state"] = box["stepper"].state
+        box["final_state"] = getattr(box["stepper"], "state", None)  # reversible Heun's
         ctx.box = box
         return res.y
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
-        box = ctx.box
-        a, ap = _reversible_backward(
-            box["f"],
-            box["g"],
-            box["matrix"],
-            box["params"],
-            box["path"],
-            box["res"],
-            box["final_state"],
-            box["opts"].saveat,
-            grad_out,
-        )
+        a, ap = ctx.box["backward"](ctx.box, grad_out)
         return (None, a, *ap)
 
 
-def reversible_adjoint_solve(
+def sde_adjoint_solve(
     prob: SDEProblem,
     f: Any,
     g: UserDiffusion,
@@ -359,10 +297,36 @@ def reversible_adjoint_solve(
     t0: Tensor,
     t1: Tensor,
     opts: SDELoopOptions,
+    reversible: bool,
 ) -> tuple[SDELoopResult, Tensor]:
-    """Forward reversible Heun without a graph; exact gradients by running it backwards."""
+    """Forward solve without a graph; gradients by an adjoint on the same Brownian path.
+
+    ``reversible=False``: the stochastic adjoint (module docstring); ``True``: reversible
+    Heun run backwards step by step (exact gradients of the discrete solve).
+    """
     params = gradient_parameters(prob)
     opts.record_steps = True
+    if reversible:
+
+        def backward(box: dict[str, Any], grad_out: Tensor) -> tuple[Tensor, list[Tensor]]:
+            return _reversible_backward(
+                f,
+                g,
+                prob.matrix_noise,
+                params,
+                path,
+                box["res"],
+                box["final_state"],
+                opts.saveat,
+                grad_out,
+            )
+
+    else:
+        aug = _Augmented(f, g, prob.matrix_noise, prob.noise, prob.interpretation == "ito", params)
+
+        def backward(box: dict[str, Any], grad_out: Tensor) -> tuple[Tensor, list[Tensor]]:
+            return _backward_pass(aug, path, box["res"], opts.saveat, grad_out)
+
     box: dict[str, Any] = {
         "stepper": stepper,
         "path": path,
@@ -370,10 +334,7 @@ def reversible_adjoint_solve(
         "t1": t1,
         "opts": opts,
         "ncalls": lambda: f.ncalls + g.ncalls,
-        "f": f,
-        "g": g,
-        "matrix": prob.matrix_noise,
-        "params": params,
+        "backward": backward,
     }
-    y_saved = _ReversibleFunction.apply(box, y0, *params)
+    y_saved = _ForwardWithoutGraph.apply(box, y0, *params)
     return box["res"], y_saved

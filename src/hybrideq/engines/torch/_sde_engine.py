@@ -11,6 +11,7 @@ from torch import Tensor
 
 from hybrideq.engines.torch._brownian import BrownianPath, _BrownianBase
 from hybrideq.engines.torch._controller import initial_step
+from hybrideq.engines.torch._engine import _Progress, user_shapes
 from hybrideq.engines.torch._rhs import UserRHS
 from hybrideq.engines.torch._sde import (
     SDELoopOptions,
@@ -196,8 +197,6 @@ def solve_sde(prob: SDEProblem, solver: AbstractSDESolver, opts: SDESolveOptions
             dt = dt.min().expand_as(dt).contiguous()
     bar = None
     if opts.progress:
-        from hybrideq.engines.torch._engine import _Progress
-
         bar = _Progress()
     loop_opts = SDELoopOptions(
         adaptive=opts.adaptive,
@@ -212,56 +211,54 @@ def solve_sde(prob: SDEProblem, solver: AbstractSDESolver, opts: SDESolveOptions
         joint=opts.joint,
     )
     sensealg = opts.sensealg
+    if sensealg is not None and not isinstance(
+        sensealg, (DirectBackprop, BacksolveAdjoint, ReversibleAdjoint)
+    ):
+        raise TypeError(
+            f"sensealg {type(sensealg).__name__} is not supported for SDEs; use "
+            "DirectBackprop(), BacksolveAdjoint() or ReversibleAdjoint()"
+        )
     if isinstance(sensealg, ReversibleAdjoint) and not isinstance(solver, ReversibleHeun):
         raise ValueError(
             f"ReversibleAdjoint needs an algebraically reversible solver; use "
             f"ReversibleHeun() instead of {solver.name}, or sensealg=BacksolveAdjoint()"
         )
     try:
-        if isinstance(sensealg, ReversibleAdjoint) and torch.is_grad_enabled():
-            from hybrideq.engines.torch._sde_adjoint import reversible_adjoint_solve
-
-            res, y_saved = reversible_adjoint_solve(
-                prob, f, g, stepper, path, y0, t0, t1, loop_opts
-            )
-        elif isinstance(sensealg, BacksolveAdjoint) and torch.is_grad_enabled():
+        if isinstance(sensealg, (BacksolveAdjoint, ReversibleAdjoint)) and (
+            torch.is_grad_enabled()
+        ):
             from hybrideq.engines.torch._sde_adjoint import sde_adjoint_solve
 
             res, y_saved = sde_adjoint_solve(
-                prob, f, g, stepper, path, y0, t0, t1, loop_opts, sensealg
+                prob,
+                f,
+                g,
+                stepper,
+                path,
+                y0,
+                t0,
+                t1,
+                loop_opts,
+                reversible=isinstance(sensealg, ReversibleAdjoint),
             )
         else:
-            if sensealg is not None and not isinstance(
-                sensealg, (DirectBackprop, BacksolveAdjoint, ReversibleAdjoint)
-            ):
-                raise TypeError(
-                    f"sensealg {type(sensealg).__name__} is not supported for SDEs; use "
-                    "DirectBackprop(), BacksolveAdjoint() or ReversibleAdjoint()"
-                )
             res = run_sde_loop(stepper, path, y0, t0, t1, loop_opts, lambda: f.ncalls + g.ncalls)
             y_saved = res.y
     finally:
         if bar is not None:
             bar.close()
-    state = prob.state_shape
-    y_out = y_saved.reshape(batch, y_saved.shape[1], *state)
-    t_out = res.t
-    if not prob.batched or (opts.saveat is not None and opts.saveat_shared):
-        t_out = t_out[0]
-    if not prob.batched:
-        y_out = y_out[0]
+    t_out, y_out = user_shapes(prob, res.t, y_saved, opts.saveat is not None and opts.saveat_shared)
 
     def per(x: Tensor) -> Tensor:
         return x if prob.batched else x[0]
 
-    full = torch.full_like(res.nf, 1)
     stats = Stats(
         nf=per(res.nf),
         naccept=per(res.naccept),
         nreject=per(res.nreject),
-        njac=per(full * res.njac),
-        nlu=per(full * res.nlu),
-        nnonliniter=per(full * res.nnewton) if res.nnewton else None,
+        njac=per(torch.full_like(res.nf, res.njac)),
+        nlu=per(torch.full_like(res.nf, res.nlu)),
+        nnonliniter=per(torch.full_like(res.nf, res.nnewton)) if res.nnewton else None,
         ng=per(res.ng),
         ncalls=res.ncalls,
     )
