@@ -10,7 +10,7 @@ Example:
     <ReturnCode.Success: 1>
 """
 
-from hybrideq import ensemble, library, nn, plotting
+from hybrideq import ensemble, library, nn, plotting, regularizers
 from hybrideq._version import __version__
 from hybrideq._workprecision import (
     Contender,
@@ -136,6 +136,7 @@ __all__ = [
     "library",
     "nn",
     "plotting",
+    "regularizers",
     "scipy_contender",
     "solve",
     "workprecision",

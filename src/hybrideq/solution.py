@@ -141,6 +141,12 @@ class Heuristics:
         eigen_est: Shampine's stiffness (eigenvalue) estimate, where the method has one
             (Tsit5, DP5); ``None`` otherwise.
         stability_size: the method's ``alg_stability_size`` (for scaling ``eigen_est``).
+        eigen_rms: the stiffness estimate as a ratio of RMS norms,
+            ``RMS(k_j − k_i) / (RMS(g_j − g_i) + eps)`` (recorded only for the local
+            stiffness regularizer; ``None`` otherwise).
+
+    For an SDE (SRI and SRA methods) ``eest`` is the scaled strong error estimate
+    ``(δ·E1 + E2) / (atol + max(|y0|, |y1|)·rtol)`` and ``eigen_est`` is ``None``.
     """
 
     t: Tensor
@@ -149,6 +155,7 @@ class Heuristics:
     eest: Tensor
     eigen_est: Tensor | None
     stability_size: float | None
+    eigen_rms: Tensor | None = None
 
     def error_integral(self) -> Tensor:
         """``R_E = Σ_j EEst_j · |Δt_j|`` over accepted steps, per sample (ERNODE)."""
@@ -185,6 +192,11 @@ class Solution:
             ``(batch, m)`` (``(m,)`` for one problem), so exact solutions and strong errors
             can be computed on the same path; ``solve(..., brownian=sol.W)`` integrates
             again on it. ``None`` for ODEs.
+        regularization: with ``solve(..., regularizer=...)``, the regularizer's value per
+            sample, ``(batch,)`` (a 0-d tensor for one problem), differentiable: the loss
+            is ``task + λ · sol.regularization.mean()``. ``None`` otherwise.
+        regularization_terms: for a sum of regularizers, each weighted term by name
+            (they add up to ``regularization``).
 
     Example:
         >>> import torch, hybrideq as hq
@@ -205,6 +217,8 @@ class Solution:
     solver: Any = field(default=None, repr=False)
     adjoint_stats: AdjointStats | None = field(default=None, repr=False)
     W: Any = field(default=None, repr=False)
+    regularization: Tensor | None = field(default=None, repr=False)
+    regularization_terms: dict[str, Tensor] | None = field(default=None, repr=False)
 
     @property
     def retcode(self) -> ReturnCode | list[ReturnCode]:

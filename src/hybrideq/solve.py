@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -108,6 +109,23 @@ def _saveat(x: Any, prob: AbstractProblem) -> tuple[Tensor, bool]:
     return s2.contiguous(), shared
 
 
+@dataclass
+class Internal:
+    """Engine options that the regularizers set (never passed by users).
+
+    Attributes:
+        error_components: only the first this many state components enter the error norm.
+        stiffness_rms: also record the RMS-ratio stiffness estimate.
+        internal_heuristics: heuristics are recorded for internal use (no adjoint warning).
+        record_eest: SDEs: record each step's scaled error estimate.
+    """
+
+    error_components: int | None = None
+    stiffness_rms: bool = False
+    internal_heuristics: bool = False
+    record_eest: bool = False
+
+
 def solve(
     prob: ODEProblem | SDEProblem,
     solver: AbstractSolver,
@@ -129,6 +147,7 @@ def solve(
     seed: int | None = None,
     brownian: Any = None,
     engine: str = "auto",
+    regularizer: Any = None,
 ) -> Solution:
     """Solve a differential-equation problem.
 
@@ -160,7 +179,8 @@ def solve(
             ``sol.y`` with respect to ``y0``, a tensor ``p`` (or tensors in a tuple, list,
             dict or module ``p``) and the parameters of an ``nn.Module`` ``f``.
         heuristics: record the solver's per-step heuristics (``EEst``, stiffness
-            estimate) in ``sol.heuristics``.
+            estimate) in ``sol.heuristics``. For SDEs: the scaled error estimates of the
+            adaptive methods (``SRIW1``, ``SOSRI``, ``SRA1``, ``SOSRA``).
         progress: show a progress bar (tqdm) over the span.
         stepping: ``"per_sample"`` (the default): every sample of a batch has its own
             step size, accept/reject decision and error control. ``"joint"``: one step
@@ -192,6 +212,14 @@ def solve(
             :class:`~hybrideq.BrownianTree` of shape ``(batch, m)`` (``(m,)`` for one
             problem).
         engine: ``"auto"``, ``"torch"`` or ``"julia"``.
+        regularizer: a spec from :mod:`hybrideq.regularizers` (or a sum or list of them):
+            its value per sample comes back, differentiable, in ``sol.regularization``,
+            so that a loss is ``task + λ · sol.regularization.mean()``. The global
+            solver-heuristic terms (``ErrorEstimate``, ``StiffnessEstimate``) need
+            ``sensealg=DirectBackprop()``; the local (``LocalErrorEstimate``,
+            ``LocalStiffnessEstimate``) and RNODE terms (``KineticEnergy``,
+            ``JacobianFrobenius``) work with every ``sensealg``. See the regularization
+            page of the docs.
 
     For an :class:`~hybrideq.SDEProblem`, fixed-step methods (``EM``, ``EulerHeun``,
     ``Milstein``, ``ImplicitEM``) need ``dt``; the adaptive Rößler methods (``SRIW1``,
@@ -238,6 +266,35 @@ def solve(
         >>> hq.solve(rober, hq.Rodas5P(), initializealg="check").retcode
         <ReturnCode.InitialFailure: 6>
     """
+    _check_types(prob, solver, sensealg)
+    kwargs: dict[str, Any] = dict(
+        saveat=saveat,
+        rtol=rtol,
+        atol=atol,
+        dt=dt,
+        adaptive=adaptive,
+        dtmin=dtmin,
+        dtmax=dtmax,
+        maxiters=maxiters,
+        dense=dense,
+        sensealg=sensealg,
+        heuristics=heuristics,
+        progress=progress,
+        stepping=stepping,
+        initializealg=initializealg,
+        seed=seed,
+        brownian=brownian,
+        engine=engine,
+    )
+    if regularizer is not None:
+        from hybrideq.regularizers._apply import solve_regularized
+
+        return solve_regularized(prob, solver, regularizer, kwargs)
+    return _solve(prob, solver, **kwargs)
+
+
+def _check_types(prob: Any, solver: Any, sensealg: Any) -> None:
+    """The type checks every solve starts with."""
     if not isinstance(prob, (ODEProblem, SDEProblem)):
         raise TypeError(f"prob must be an ODEProblem or an SDEProblem, got {type(prob).__name__}")
     if inspect.isclass(solver) and issubclass(solver, AbstractSolver):
@@ -248,6 +305,33 @@ def solve(
         raise TypeError(
             f"sensealg must be e.g. InterpolatingAdjoint() (an instance), got {sensealg!r}"
         )
+
+
+def _solve(
+    prob: ODEProblem | SDEProblem,
+    solver: AbstractSolver,
+    *,
+    saveat: Any = None,
+    rtol: float | Tensor | None = None,
+    atol: float | Tensor | None = None,
+    dt: float | Tensor | None = None,
+    adaptive: bool | None = None,
+    dtmin: float | Tensor | None = None,
+    dtmax: float | Tensor | None = None,
+    maxiters: int = 100_000,
+    dense: bool | None = None,
+    sensealg: AbstractSensitivityAlgorithm | None = None,
+    heuristics: bool = False,
+    progress: bool = False,
+    stepping: str = "per_sample",
+    initializealg: str = "auto",
+    seed: int | None = None,
+    brownian: Any = None,
+    engine: str = "auto",
+    internal: Internal | None = None,
+) -> Solution:
+    """:func:`solve` without the regularizer (and with the regularizers' engine options)."""
+    internal = internal if internal is not None else Internal()
     if isinstance(prob, SDEProblem):
         resolve_engine(prob, solver, engine)
         rtol = 1e-2 if rtol is None else rtol
@@ -270,6 +354,7 @@ def solve(
             stepping=stepping,
             seed=seed,
             brownian=brownian,
+            internal=internal,
         )
     if seed is not None or brownian is not None:
         raise ValueError("seed and brownian are for SDEProblems; an ODE solve takes neither")
@@ -356,6 +441,9 @@ def solve(
         progress=bool(progress),
         joint=joint,
         initializealg=initializealg,
+        error_components=internal.error_components,
+        stiffness_rms=internal.stiffness_rms,
+        internal_heuristics=internal.internal_heuristics,
     )
     return solve_ode(prob, solver, opts)
 
@@ -428,6 +516,7 @@ def _solve_sde(
     stepping: str,
     seed: int | None,
     brownian: Any,
+    internal: Internal,
 ) -> Solution:
     """Validate the SDE-specific options and call the torch engine's SDE solver."""
     from hybrideq.engines.torch._sde_engine import SDESolveOptions, solve_sde
@@ -463,8 +552,12 @@ def _solve_sde(
             "dense output is not available for SDEs (a stochastic path cannot be interpolated "
             "exactly between steps); pass saveat=... instead"
         )
-    if heuristics:
-        raise ValueError("heuristics=True is for ODE solves; SDE solves do not record them")
+    if heuristics and not solver.is_adaptive:
+        raise ValueError(
+            f"heuristics=True records the error estimates of the adaptive SDE methods; "
+            f"{solver.name} has none. Use SRIW1(), SOSRI() (diagonal noise), SRA1() or SOSRA() "
+            "(additive noise)"
+        )
     if seed is not None and (
         isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
     ):
@@ -503,5 +596,6 @@ def _solve_sde(
         joint=joint,
         seed=None if seed is None else int(seed),
         brownian=brownian,
+        record_eest=bool(heuristics) or internal.record_eest,
     )
     return solve_sde(prob, solver, opts)

@@ -140,6 +140,7 @@ class _AdjointRunner:
             save_steps=False,
             dense=False,
             heuristics=False,
+            error_components=None,
             progress=None,
             joint=False,
             rtol=rtol,

@@ -104,6 +104,7 @@ def initial_step(
     dtmax: Tensor,
     rhs: Callable[[Tensor, Tensor], Tensor],
     joint: bool = False,
+    n_err: int | None = None,
 ) -> Tensor:
     """Automatic initial step (Hairer, Nørsett, Wanner, *Solving ODEs I*, §II.4).
 
@@ -112,10 +113,13 @@ def initial_step(
     ``h0 = 0.01·d0/d1`` gives ``d2 = ‖(f1 − f0)/sk‖/h0``, and
     ``h = min(100 h0, (0.01/max(d1, d2))^(1/(order+1)), dtmax)``. Costs one evaluation
     of ``f`` besides ``f0``. Returns signed steps ``(batch,)``. With ``joint`` the norms
-    are taken over the whole batch, as if it were one system (one shared step).
+    are taken over the whole batch, as if it were one system (one shared step). With
+    ``n_err`` only the first ``n_err`` components enter the norms.
     """
 
     def norm(x: Tensor) -> Tensor:
+        if n_err is not None:
+            x = x[..., :n_err]
         r = x.square().mean(-1)
         return (r.mean().expand_as(r) if joint else r).sqrt()
 

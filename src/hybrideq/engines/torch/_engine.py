@@ -67,6 +67,12 @@ class SolveOptions:
     progress: bool
     joint: bool = False
     initializealg: str = "auto"  # consistent DAE initial values: auto, brown, check, none
+    # Set by the regularizers (hybrideq.regularizers): leading components in the error
+    # norm, the RMS form of the stiffness estimate, heuristics recorded for internal use
+    # (no warning under an adjoint).
+    error_components: int | None = None
+    stiffness_rms: bool = False
+    internal_heuristics: bool = False
 
 
 def gradient_parameters(prob: Any) -> list[Tensor]:
@@ -245,6 +251,8 @@ def solve_ode(prob: ODEProblem, solver: AbstractODESolver, opts: SolveOptions) -
         heuristics=opts.heuristics,
         progress=bar,
         joint=opts.joint,
+        error_components=opts.error_components,
+        stiffness_rms=opts.stiffness_rms,
     )
     sensealg = opts.sensealg
     adjoint = isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint))
@@ -276,7 +284,9 @@ def solve_ode(prob: ODEProblem, solver: AbstractODESolver, opts: SolveOptions) -
     adj_stats = None
     try:
         if wants_grad and isinstance(sensealg, (BacksolveAdjoint, InterpolatingAdjoint)):
-            _warn_adjoint_pitfalls(prob, params, opts.heuristics, sensealg)
+            _warn_adjoint_pitfalls(
+                prob, params, opts.heuristics and not opts.internal_heuristics, sensealg
+            )
             if prob.mass_matrix is not None:
                 raise ValueError(
                     f"{type(sensealg).__name__} does not support a mass_matrix yet; use "
@@ -327,6 +337,7 @@ def solve_ode(prob: ODEProblem, solver: AbstractODESolver, opts: SolveOptions) -
             eest=h["eest"],
             eigen_est=h["eigen_est"],
             stability_size=runner.stability_size,
+            eigen_rms=h.get("eigen_rms"),
         )
     zeros = torch.zeros_like(res.nf)
     njac = res.records.get("njac", zeros)

@@ -79,6 +79,11 @@ class LoopOptions:
     tstop_start: Tensor | None = None
     on_tstop: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
     save_steps: bool = True  # with saveat=None: keep every accepted step
+    # Only the first `error_components` state components enter the error norm (and the
+    # initial-step norms); the rest (integrals riding along, e.g. RNODE's) are not controlled.
+    error_components: int | None = None
+    # Also record the stiffness estimate as an RMS ratio (the local regularizer's form).
+    stiffness_rms: bool = False
 
 
 @dataclass
@@ -176,7 +181,8 @@ def run_loop(
     rtol, atol = opts.rtol, opts.atol
     b_w = tab.b
     bt = tab.btilde
-    inv_sqrt_n = 1.0 / n**0.5
+    n_err = opts.error_components if opts.error_components is not None else n
+    inv_sqrt_n = 1.0 / n_err**0.5
     c_vec, coef_rows, col_b, col_bt, last_needed = _stage_matrix(tab, need_err, dtype, device)
     eps = torch.finfo(dtype).eps
     # Steps that end within a few ulps of t1 are stretched to land on it exactly.
@@ -207,7 +213,17 @@ def run_loop(
         dt = opts.dt * (~done)
     else:
         dt = initial_step(
-            k1, y0.detach(), t0, direction, tab.order, rtol, atol, opts.dtmax, rhs, opts.joint
+            k1,
+            y0.detach(),
+            t0,
+            direction,
+            tab.order,
+            rtol,
+            atol,
+            opts.dtmax,
+            rhs,
+            opts.joint,
+            n_err=opts.error_components,
         )
         nf0 += 1
         dt = dt.masked_fill(done, 0.0)
@@ -249,7 +265,14 @@ def run_loop(
         tnext_dir = tst_dir.gather(1, kp[:, None])[:, 0]
 
     dense_rec: dict[str, list[Tensor]] = {"t": [], "h": [], "acc": [], "y0": [], "v": []}
-    heur: dict[str, list[Tensor]] = {"t": [], "dt": [], "acc": [], "eest": [], "eig": []}
+    heur: dict[str, list[Tensor]] = {
+        "t": [],
+        "dt": [],
+        "acc": [],
+        "eest": [],
+        "eig": [],
+        "eig_rms": [],
+    }
     progress = opts.progress
     it = 0
     all_done = bool(done.all())
@@ -305,6 +328,8 @@ def run_loop(
                 err_c = acc[col_bt]
                 scale = torch.addcmul(atol, torch.maximum(y.abs(), y1.abs()), rtol)
                 r = err_c * dtc / scale
+                if n_err != n:
+                    r = r[:, :n_err]
                 eest = torch.linalg.vector_norm(r, dim=-1) * inv_sqrt_n
         with torch.no_grad():
             if adaptive:
@@ -348,7 +373,9 @@ def run_loop(
 
         # Heuristics: the stiffness estimate from two stages with equal c.
         if opts.heuristics:
-            _record_heuristics(heur, tab, ks, stage_states, y1, t, dt, accept, eest)
+            _record_heuristics(
+                heur, tab, ks, stage_states, y1, t, dt, accept, eest, opts.stiffness_rms
+            )
 
         # The derivative at the new point: FSAL stage, or one evaluation (reused as the
         # next step's k1, so it costs nothing extra).
@@ -522,6 +549,7 @@ def run_loop(
             "accepted": torch.stack(heur["acc"]),
             "eest": torch.stack(heur["eest"]),
             "eigen_est": torch.stack(heur["eig"]) if heur["eig"] else None,
+            "eigen_rms": torch.stack(heur["eig_rms"]) if heur["eig_rms"] else None,
         }
     return LoopResult(
         t=t_out,
@@ -575,11 +603,14 @@ def _record_heuristics(
     dt: Tensor,
     accept: Tensor,
     eest: Tensor | None,
+    rms: bool = False,
 ) -> None:
     """Append this step's heuristics; the stiffness estimate is Shampine's (REFERENCES §1).
 
     ``λ ≈ ‖(k_j − k_i) / (g_j − g_i)‖_∞`` over two stages with equal ``c`` (for Tsit5 and
-    DP5 stages 6 and 7, ``g_7 = y1``), as OrdinaryDiffEq.jl computes ``eigen_est``.
+    DP5 stages 6 and 7, ``g_7 = y1``), as OrdinaryDiffEq.jl computes ``eigen_est``. With
+    ``rms``, also ``RMS(k_j − k_i) / (RMS(g_j − g_i) + eps)``, the ratio of norms that
+    LocalRegNeuralDE.jl's local stiffness regularizer uses (REFERENCES §2).
     """
     if tab.stiffness_stages is not None:
         i, j = tab.stiffness_stages
@@ -589,6 +620,11 @@ def _record_heuristics(
         den = (gj - gi).abs()
         ratio = torch.where(den > 0, num / torch.where(den > 0, den, 1), 0.0)
         heur["eig"].append(ratio.amax(-1))
+        if rms:
+            eps = torch.finfo(y1.dtype).eps
+            num_rms = (ks[j] - ks[i]).square().mean(-1).sqrt()
+            den_rms = (gj - gi).square().mean(-1).sqrt()
+            heur["eig_rms"].append(num_rms / (den_rms + eps))
     heur["t"].append(t.detach())
     heur["dt"].append(dt.detach())
     heur["acc"].append(accept)

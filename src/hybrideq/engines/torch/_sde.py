@@ -494,6 +494,9 @@ class SDELoopOptions:
     progress: Callable[[float], None] | None = None
     record_steps: bool = False  # keep the accepted step times (the adjoint's grid)
     joint: bool = False  # one step for the whole batch (error norm over the batch)
+    # Record every attempted step's scaled error estimate EEst (with its autograd graph),
+    # step size and acceptance: the solver heuristics the regularizers read.
+    record_eest: bool = False
 
 
 @dataclass
@@ -515,6 +518,7 @@ class SDELoopResult:
     nlu: int
     nnewton: int
     steps: list[Tensor] | None  # accepted (t_start, t_end) per iteration, when recorded
+    heuristics: dict[str, Tensor] | None = None  # t, dt, accepted, eest: (iterations, batch)
 
 
 def _lockstep(
@@ -588,6 +592,7 @@ def run_sde_loop(
         save_t.append(t0)
         count = torch.ones(batch, dtype=torch.int64, device=device)
     steps: list[Tensor] | None = [] if opts.record_steps else None
+    heur: dict[str, list[Tensor]] = {"t": [], "dt": [], "accepted": [], "eest": []}
     span = (t1 - t0).abs()
     snap = 1e-9 * dt.clamp_min(torch.finfo(dtype).eps)
     iters = 0
@@ -631,9 +636,12 @@ def run_sde_loop(
             dw, hh = (out[0], out[1]) if stepper.needs_levy else (out, None)
             t_vec = torch.full((batch,), float(tf), dtype=dtype, device=device)
             y_new, err, bad = stepper.step(t_vec, ones * float(hf), y, dw, hh)
+            if opts.record_eest and err is not None:
+                heur["t"].append(t_vec)
+                heur["dt"].append(torch.full_like(t_vec, float(hf)))
+                heur["eest"].append(_scaled_error(err, y, y_new, opts))
             if controller is not None and err is not None:
-                scale = opts.atol + torch.maximum(y.abs(), y_new.abs()) * opts.rtol
-                eest_b = (err / scale).square().mean(-1).sqrt()
+                eest_b = _scaled_error(err, y, y_new, opts).detach()
                 eest_f = float((eest_b.square().sum() / batch).sqrt())
                 if not math.isfinite(eest_f):
                     eest_f = math.inf
@@ -648,6 +656,8 @@ def run_sde_loop(
                 else:
                     proposal = float(dtf) / min(q11 * (1.0 / ctl.gamma), inv_qmin)
                 dtf = np_dtype(min(proposal, dtmaxf))
+                if opts.record_eest:
+                    heur["accepted"].append(torch.full((batch,), accepted, device=device))
                 if not accepted:
                     rejected += 1
                     if dtf < dtminf:
@@ -658,8 +668,13 @@ def run_sde_loop(
                     failed_dtmin = True  # after this accepted step
             else:
                 if (bad is not None and bool(bad.any())) or not bool(torch.isfinite(y_new).all()):
+                    if opts.record_eest and err is not None:  # the general loop redoes it
+                        for key in ("t", "dt", "eest"):
+                            heur[key].pop()
                     break
                 iters += 1
+                if opts.record_eest and err is not None:
+                    heur["accepted"].append(torch.ones(batch, dtype=torch.bool, device=device))
             done_steps += 1
             y = y_new
             if steps is not None:
@@ -713,9 +728,11 @@ def run_sde_loop(
         h = tb - t
         dw, hh = path.increments(t, tb, running, stepper.needs_levy)
         y_new, err, bad = stepper.step(t, h[:, None], y, dw, hh)
+        eest_rec = None
+        if err is not None and opts.record_eest:
+            eest_rec = _scaled_error(err, y, y_new, opts)
         if err is not None and opts.adaptive:
-            scale = opts.atol + torch.maximum(y.abs(), y_new.abs()) * opts.rtol
-            eest = (err / scale).square().mean(-1).sqrt()
+            eest = eest_rec.detach() if eest_rec is not None else _scaled_error(err, y, y_new, opts)
             eest = torch.where(torch.isfinite(eest), eest, torch.full_like(eest, math.inf))
             if opts.joint:  # one system: RMS over the running samples
                 share = eest.square().where(running, torch.zeros_like(eest))
@@ -732,6 +749,11 @@ def run_sde_loop(
             retcode = torch.where(unstable, torch.full_like(retcode, _UNSTABLE), retcode)
             running = running & ~unstable
             accept = accept & ~unstable
+        if eest_rec is not None:
+            heur["t"].append(t)
+            heur["dt"].append(h.where(running, torch.zeros_like(h)))
+            heur["accepted"].append(accept)
+            heur["eest"].append(eest_rec)
         y = torch.where(accept[:, None], y_new, y)
         t = torch.where(accept, tb, t)
         naccept = naccept + accept.long()
@@ -818,4 +840,12 @@ def run_sde_loop(
         nlu=stepper.nlu,
         nnewton=stepper.nnewton,
         steps=steps,
+        heuristics={k: torch.stack(v) for k, v in heur.items()} if heur["t"] else None,
     )
+
+
+def _scaled_error(err: Tensor, y: Tensor, y_new: Tensor, opts: SDELoopOptions) -> Tensor:
+    """``EEst = RMS(err / (atol + max(|y|, |y_new|)·rtol))`` per sample."""
+    scale = opts.atol + torch.maximum(y.abs(), y_new.abs()) * opts.rtol
+    # vector_norm has a zero gradient at 0 (a zero step); sqrt(mean(x²)) would give NaN.
+    return torch.linalg.vector_norm(err / scale, dim=-1) * (1.0 / err.shape[-1] ** 0.5)

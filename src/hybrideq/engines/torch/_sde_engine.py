@@ -26,7 +26,7 @@ from hybrideq.sensitivity import (
     DirectBackprop,
     ReversibleAdjoint,
 )
-from hybrideq.solution import Solution, Stats
+from hybrideq.solution import Heuristics, Solution, Stats
 from hybrideq.solvers.sde import AbstractSDESolver, ReversibleHeun
 
 __all__ = ["SDESolveOptions", "make_brownian_path", "solve_sde"]
@@ -50,6 +50,7 @@ class SDESolveOptions:
     joint: bool
     seed: int | None
     brownian: Any
+    record_eest: bool = False  # per-step EEst for the regularizers (sol.heuristics)
 
 
 def _fresh_seed() -> int:
@@ -209,6 +210,7 @@ def solve_sde(prob: SDEProblem, solver: AbstractSDESolver, opts: SDESolveOptions
         saveat=opts.saveat,
         progress=bar,
         joint=opts.joint,
+        record_eest=opts.record_eest,
     )
     sensealg = opts.sensealg
     if sensealg is not None and not isinstance(
@@ -262,6 +264,17 @@ def solve_sde(prob: SDEProblem, solver: AbstractSDESolver, opts: SDESolveOptions
         ng=per(res.ng),
         ncalls=res.ncalls,
     )
+    heur = None
+    if res.heuristics is not None:
+        h = res.heuristics
+        heur = Heuristics(
+            t=h["t"],
+            dt=h["dt"],
+            accepted=h["accepted"],
+            eest=h["eest"],
+            eigen_est=None,
+            stability_size=None,
+        )
     return Solution(
         t=t_out,
         y=y_out,
@@ -271,4 +284,5 @@ def solve_sde(prob: SDEProblem, solver: AbstractSDESolver, opts: SDESolveOptions
         nsaved=res.nsaved if prob.batched else None,
         solver=solver,
         W=path,
+        heuristics=heur,
     )
