@@ -25,11 +25,14 @@ class NeuralODEOutput(NamedTuple):
         nfe: right-hand-side evaluations of the forward solve (the largest over the
             batch).
         sol: the full :class:`~hybrideq.Solution` (return codes, stats, heuristics).
+        regularization: the model's regularizer per sample ``(batch,)`` in training
+            mode (``None`` without a regularizer or in eval mode).
     """
 
     y: Tensor
     nfe: int
     sol: Solution
+    regularization: Tensor | None = None
 
 
 def _field(t: Tensor, y: Tensor, module: nn.Module) -> Tensor:
@@ -48,6 +51,10 @@ class NeuralODE(nn.Module):
             ``InterpolatingAdjoint()`` or ``BacksolveAdjoint()`` for O(1)-in-steps memory).
         rtol: relative tolerance.
         atol: absolute tolerance.
+        regularizer: a spec from :mod:`hybrideq.regularizers` (e.g.
+            ``LocalErrorEstimate()``), computed in training mode only and returned in
+            ``out.regularization``; ``model.eval()`` predicts without its cost. The loss
+            is then ``task + λ · out.regularization.mean()``.
         **solve_kwargs: further keywords for :func:`hybrideq.solve` (``dt``,
             ``maxiters``, ``heuristics`` …).
 
@@ -77,6 +84,7 @@ class NeuralODE(nn.Module):
         sensealg: AbstractSensitivityAlgorithm | None = None,
         rtol: float = 1e-3,
         atol: float = 1e-6,
+        regularizer: Any = None,
         **solve_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -89,6 +97,7 @@ class NeuralODE(nn.Module):
         self.solver = solver if solver is not None else Tsit5()
         self.sensealg = sensealg if sensealg is not None else DirectBackprop()
         self.rtol, self.atol = rtol, atol
+        self.regularizer = regularizer
         self.solve_kwargs = solve_kwargs
 
     def forward(self, y0: Tensor, t: Tensor) -> NeuralODEOutput:
@@ -109,9 +118,10 @@ class NeuralODE(nn.Module):
             rtol=self.rtol,
             atol=self.atol,
             sensealg=self.sensealg,
+            regularizer=self.regularizer if self.training else None,
             **self.solve_kwargs,
         )
-        return NeuralODEOutput(sol.y, int(sol.stats.nf.max()), sol)
+        return NeuralODEOutput(sol.y, int(sol.stats.nf.max()), sol, sol.regularization)
 
     def extra_repr(self) -> str:
         return f"solver={self.solver}, sensealg={self.sensealg}, rtol={self.rtol}, atol={self.atol}"

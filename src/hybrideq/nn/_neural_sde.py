@@ -56,10 +56,13 @@ class NeuralSDEOutput(NamedTuple):
             1-D ``y0``).
         sol: the full :class:`~hybrideq.Solution` (return codes, stats, the Brownian path
             ``sol.W``).
+        regularization: the model's regularizer per sample ``(batch,)`` in training
+            mode (``None`` without a regularizer or in eval mode).
     """
 
     y: Tensor
     sol: Solution
+    regularization: Tensor | None = None
 
 
 def _is_fixed_step(solver: AbstractSolver, solve_kwargs: dict[str, Any]) -> bool:
@@ -126,6 +129,10 @@ class NeuralSDE(nn.Module):
             times (:func:`paper_dt`); adaptive solvers choose their own steps.
         interpretation: ``"ito"`` or ``"stratonovich"``; ``None`` takes the solver's
             (``EulerHeun`` is Stratonovich, the others Itô).
+        regularizer: a spec from :mod:`hybrideq.regularizers` (e.g. ``ErrorEstimate()``
+            or ``LocalErrorEstimate()`` with ``solver=SOSRI()``), computed in training mode
+            only and returned in ``out.regularization``; ``model.eval()`` predicts without
+            its cost.
         **solve_kwargs: further keywords for :func:`hybrideq.solve` (``adaptive``,
             ``rtol``, ``atol``, ``maxiters`` …).
 
@@ -159,6 +166,7 @@ class NeuralSDE(nn.Module):
         sensealg: AbstractSensitivityAlgorithm | None = None,
         dt: float | None = None,
         interpretation: str | None = None,
+        regularizer: Any = None,
         **solve_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -180,6 +188,7 @@ class NeuralSDE(nn.Module):
         self.sensealg = sensealg if sensealg is not None else DirectBackprop()
         self.dt = dt
         self.interpretation = interpretation
+        self.regularizer = regularizer
         self.solve_kwargs = solve_kwargs
 
     def forward(
@@ -215,8 +224,9 @@ class NeuralSDE(nn.Module):
         elif _is_fixed_step(self.solver, kwargs):
             kwargs["dt"] = paper_dt(t)
         _noise_source(kwargs, seed, brownian)
-        sol = solve(prob, self.solver, saveat=t, sensealg=self.sensealg, **kwargs)
-        return NeuralSDEOutput(sol.y, sol)
+        reg = self.regularizer if self.training else None
+        sol = solve(prob, self.solver, saveat=t, sensealg=self.sensealg, regularizer=reg, **kwargs)
+        return NeuralSDEOutput(sol.y, sol, sol.regularization)
 
     def extra_repr(self) -> str:
         return f"noise={self.noise!r}, solver={self.solver}, sensealg={self.sensealg}, dt={self.dt}"

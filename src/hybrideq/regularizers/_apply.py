@@ -54,7 +54,7 @@ def _has_error_estimate(solver: AbstractSolver, sde: bool) -> bool:
         return isinstance(solver, AbstractSDESolver) and solver.is_adaptive
     if isinstance(solver, AbstractExplicitRK):
         return solver.tableau.btilde is not None
-    return isinstance(solver, (AbstractRosenbrock, AbstractDIRK))
+    return isinstance(solver, AbstractDIRK)
 
 
 def _has_stiffness_estimate(solver: AbstractSolver, sde: bool) -> bool:
@@ -73,6 +73,16 @@ def _validate(
     sensealg = kw["sensealg"]
     direct = sensealg is None or isinstance(sensealg, DirectBackprop)
     for term in terms:
+        if isinstance(term, (ErrorEstimate, LocalErrorEstimate)) and isinstance(
+            solver, AbstractRosenbrock
+        ):
+            raise ValueError(
+                f"{term.name} with {solver.name}: a Rosenbrock method's error estimate depends "
+                "on its Jacobian, whose dependence on the state the torch engine does not "
+                "differentiate (docs/design.md), so the regularizer's gradient would be wrong. "
+                "Use an ESDIRK method (KenCarp4(), Kvaerno5(), TRBDF2()) or an explicit one "
+                "(Tsit5())"
+            )
         if term.kind == "global" and not direct:
             raise ValueError(
                 f"{term.name} reads the solver's per-step estimates, whose gradient exists "
@@ -85,8 +95,8 @@ def _validate(
             hint = (
                 "SRIW1(), SOSRI() (diagonal noise) or SRA1(), SOSRA() (additive noise)"
                 if sde
-                else "Tsit5(), DP5(), Vern7(), BS3(), a Rosenbrock method (Rodas5P()) or an "
-                "ESDIRK method (KenCarp4())"
+                else "Tsit5(), DP5(), Vern7(), BS3() or an ESDIRK method (KenCarp4(), "
+                "Kvaerno5(), TRBDF2())"
             )
             raise ValueError(
                 f"{term.name} needs a solver with an embedded error estimate; {solver.name} "
@@ -234,7 +244,12 @@ def _local_step(
     kw: dict[str, Any],
     need_rms: bool,
 ) -> Any:
-    """One step from ``(t_r, u_r)`` with the step a fresh integrator would take there."""
+    """One step from ``(t_r, u_r)`` with the step a fresh integrator would take there.
+
+    That is the initial-step heuristic's step for an adaptive solve, ``dt`` for a
+    fixed-step one (at most ``t1 − t_r``). The step size is a constant for the gradient,
+    as every step size is under ``DirectBackprop``.
+    """
     from hybrideq.solve import Internal, _solve
 
     batch = prob.batch_size
@@ -242,12 +257,14 @@ def _local_step(
     sub = _subproblem(prob, ur, tr, t1)
     sde = isinstance(prob, SDEProblem)
     internal = Internal(stiffness_rms=need_rms, internal_heuristics=True, record_eest=sde)
+    fixed = kw["dt"] if kw["adaptive"] is False else None
     s = _solve(
         sub,
         solver,
         rtol=kw["rtol"],
         atol=kw["atol"],
-        adaptive=True,
+        adaptive=fixed is None,
+        dt=fixed,
         maxiters=1,
         dtmax=kw["dtmax"],
         sensealg=DirectBackprop(),
