@@ -58,8 +58,14 @@ from torch import nn
 
 F64 = torch.float64
 
-VARIANTS = ["vanilla", "ErrorEstimate", "StiffnessEstimate", "Local (unbiased)",
-            "Local (biased)", "KE+JF"]
+VARIANTS = [
+    "vanilla",
+    "ErrorEstimate",
+    "StiffnessEstimate",
+    "Local (unbiased)",
+    "Local (biased)",
+    "KE+JF",
+]
 
 
 def regularizer(variant: str) -> Any:
@@ -177,8 +183,9 @@ class SpiralODE(Task):
             return (u**3) @ A_SPIRAL
 
         def truth(ts: torch.Tensor) -> torch.Tensor:
-            s = solve_ivp(f, (0, 1.5), [2.0, 0.0], t_eval=ts.numpy(), method="DOP853",
-                          rtol=1e-12, atol=1e-12)
+            s = solve_ivp(
+                f, (0, 1.5), [2.0, 0.0], t_eval=ts.numpy(), method="DOP853", rtol=1e-12, atol=1e-12
+            )
             return torch.from_numpy(s.y.T.copy())
 
         self.data = truth(self.t)
@@ -186,13 +193,19 @@ class SpiralODE(Task):
         self.y0 = torch.tensor([[2.0, 0.0]], dtype=F64)
         R = C.import_hybrideq().regularizers
         steps = self.iterations
+        # Weights decay to ~0 so that the last iterations fit the data (tuned on seed 0:
+        # stronger ends cost fit, weaker starts change nothing). The stiffness estimate's
+        # gradient is 1e4 times the task's here (spiky component-wise quotients).
         self.lam = {
-            "ErrorEstimate": R.ExponentialDecay(10.0, 1.0, steps),
-            "StiffnessEstimate": R.Constant(0.0285),
-            "Local (unbiased)": R.ExponentialDecay(100.0, 10.0, steps),
-            "Local (biased)": R.ExponentialDecay(100.0, 10.0, steps),
-            "KE+JF": R.Constant(0.01),
+            "ErrorEstimate": R.ExponentialDecay(10.0, 0.01, steps),
+            "StiffnessEstimate": R.Constant(1e-5),
+            "Local (unbiased)": R.ExponentialDecay(300.0, 0.1, steps),
+            "Local (biased)": R.ExponentialDecay(300.0, 0.1, steps),
+            "KE+JF": R.ExponentialDecay(0.01, 1e-4, steps),
         }
+
+    def lr(self) -> float:
+        return 0.05
 
     def model(self, seed: int) -> nn.Module:
         hq = C.import_hybrideq()
@@ -269,24 +282,25 @@ class Digits(Task):
         self.yte = torch.tensor(yte)
         self.batch = 128
         per_epoch = math.ceil(len(self.xtr) / self.batch)
-        self.epochs = 6 if quick else 15
+        self.epochs = 8 if quick else 30
         self.iterations = per_epoch * self.epochs
         self.eval_every = per_epoch
         R = C.import_hybrideq().regularizers
         steps = self.iterations
         self.lam = {
-            "ErrorEstimate": R.ExponentialDecay(10.0, 1.0, steps),
-            "StiffnessEstimate": R.Constant(0.0285),
-            "Local (unbiased)": R.ExponentialDecay(100.0, 10.0, steps),
-            "Local (biased)": R.ExponentialDecay(100.0, 10.0, steps),
-            "KE+JF": R.Constant(0.01),
+            "ErrorEstimate": R.ExponentialDecay(10.0, 0.1, steps),
+            "StiffnessEstimate": R.Constant(1e-4),
+            "Local (unbiased)": R.ExponentialDecay(1000.0, 10.0, steps),
+            "Local (biased)": R.ExponentialDecay(1000.0, 10.0, steps),
+            "KE+JF": R.Constant(1e-3),
         }
         self._order: torch.Tensor | None = None
 
     def model(self, seed: int) -> nn.Module:
         hq = C.import_hybrideq()
-        node = hq.nn.NeuralODE(TimeField(), solver=hq.Tsit5(), rtol=1e-6, atol=1e-8,
-                               stepping="joint")
+        node = hq.nn.NeuralODE(
+            TimeField(), solver=hq.Tsit5(), rtol=1e-6, atol=1e-8, stepping="joint"
+        )
         g = torch.Generator().manual_seed(seed)
         self._perms = [torch.randperm(len(self.xtr), generator=g) for _ in range(self.epochs)]
         return DigitsModel(node).double()
@@ -345,7 +359,7 @@ class SpiralSDE(Task):
 
     def __init__(self, quick: bool) -> None:
         hq = C.import_hybrideq()
-        self.iterations = 60 if quick else 150
+        self.iterations = 40 if quick else 100
         self.eval_every = 10
         self.t = torch.linspace(0, 1, 30, dtype=F64)
         self.paths = 100
@@ -353,18 +367,18 @@ class SpiralSDE(Task):
 
         def f(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
             u1, u2 = u[..., 0], u[..., 1]
-            return torch.stack(
-                [-ALPHA * u1**3 + BETA * u2**3, -BETA * u1**3 - ALPHA * u2**3], -1
-            )
+            return torch.stack([-ALPHA * u1**3 + BETA * u2**3, -BETA * u1**3 - ALPHA * u2**3], -1)
 
         def g(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
             return GAMMA * u
 
         n_data = 2000
-        prob = hq.SDEProblem(f, g, torch.tensor([2.0, 0.0], dtype=F64).repeat(n_data, 1),
-                             (0.0, 1.0))
-        sol = hq.solve(prob, hq.SOSRI(), saveat=self.t, rtol=1e-4, atol=1e-4, seed=12345,
-                       stepping="joint")
+        prob = hq.SDEProblem(
+            f, g, torch.tensor([2.0, 0.0], dtype=F64).repeat(n_data, 1), (0.0, 1.0)
+        )
+        sol = hq.solve(
+            prob, hq.SOSRI(), saveat=self.t, rtol=1e-4, atol=1e-4, seed=12345, stepping="joint"
+        )
         self.mean = sol.y.mean(0)
         self.var = sol.y.var(0)
         R = hq.regularizers
@@ -378,8 +392,13 @@ class SpiralSDE(Task):
     def model(self, seed: int) -> nn.Module:
         hq = C.import_hybrideq()
         return hq.nn.NeuralSDE(
-            SpiralDrift(), LinearDiffusion(), noise="diagonal", solver=hq.SOSRI(),
-            rtol=1e-2, atol=1e-2, stepping="joint",
+            SpiralDrift(),
+            LinearDiffusion(),
+            noise="diagonal",
+            solver=hq.SOSRI(),
+            rtol=0.1,
+            atol=0.1,
+            stepping="joint",
         ).double()
 
     def _moments(self, model: nn.Module, paths: int, seed: int | None) -> tuple[Any, Any]:
@@ -432,7 +451,9 @@ def summarize(task: Task, results: dict[str, list[RunResult]]) -> list[dict[str,
     van_metric = statistics.mean(r.metric for r in van) if van else math.nan
     for variant in VARIANTS:
         if variant in task.unsupported:
-            rows.append({"problem": task.name, "variant": variant, "note": task.unsupported[variant]})
+            rows.append(
+                {"problem": task.name, "variant": variant, "note": task.unsupported[variant]}
+            )
             continue
         rs = results.get(variant, [])
         if not rs:
@@ -443,21 +464,27 @@ def summarize(task: Task, results: dict[str, list[RunResult]]) -> list[dict[str,
         change = (statistics.mean(metric) - van_metric) / abs(van_metric)
         worse = -change if task.higher_is_better else change
         target = variant in ("ErrorEstimate", "Local (unbiased)", "Local (biased)")
-        ok = (0.55 <= ratio <= 0.75) and worse <= 0.02 if target and task.name != "spiral_sde" else None
-        rows.append({
-            "problem": task.name,
-            "variant": variant,
-            "nfe": _ms(nfe, ".1f"),
-            "nfe_ratio": round(ratio, 3),
-            "metric": _ms(metric, ".4g"),
-            "metric_change_pct": round(100 * change, 2),
-            "train_s": _ms([r.train_s for r in rs], ".1f"),
-            "predict_ms": _ms([r.predict_ms for r in rs], ".1f"),
-            "target_met": ok,
-            "nfe_runs": nfe,
-            "metric_runs": metric,
-            "curves": [r.curve for r in rs],
-        })
+        ok = (
+            (0.55 <= ratio <= 0.75) and worse <= 0.02
+            if target and task.name != "spiral_sde"
+            else None
+        )
+        rows.append(
+            {
+                "problem": task.name,
+                "variant": variant,
+                "nfe": _ms(nfe, ".1f"),
+                "nfe_ratio": round(ratio, 3),
+                "metric": _ms(metric, ".4g"),
+                "metric_change_pct": round(100 * change, 2),
+                "train_s": _ms([r.train_s for r in rs], ".1f"),
+                "predict_ms": _ms([r.predict_ms for r in rs], ".1f"),
+                "target_met": ok,
+                "nfe_runs": nfe,
+                "metric_runs": metric,
+                "curves": [r.curve for r in rs],
+            }
+        )
     return rows
 
 
@@ -475,8 +502,13 @@ def plot(rows: list[dict[str, Any]], path: str) -> None:
                 continue
             its = [c[0] for c in r["curves"][0]]
             vals = np.mean([[c[1] for c in cur] for cur in r["curves"]], axis=0)
-            ax.plot(its, vals, label=r["variant"], lw=2 if r["variant"] == "vanilla" else 1.3,
-                    color="k" if r["variant"] == "vanilla" else None)
+            ax.plot(
+                its,
+                vals,
+                label=r["variant"],
+                lw=2 if r["variant"] == "vanilla" else 1.3,
+                color="k" if r["variant"] == "vanilla" else None,
+            )
         ax.set_title(TITLES.get(prob, prob))
         ax.set_xlabel("training iteration")
         ax.set_ylabel("prediction NFE")
@@ -501,10 +533,37 @@ COLUMNS = [
 ]
 
 
+def _overrides(task: Task, args: Any) -> None:
+    """Apply ``--lam``, ``--lr`` and ``--iterations`` (for tuning runs)."""
+    R = C.import_hybrideq().regularizers
+    if args.iterations:
+        task.iterations = args.iterations
+    if args.lr:
+        lr = args.lr
+        task.lr = lambda: lr  # type: ignore[method-assign]
+    for item in args.lam:
+        variant, _, spec = item.partition("=")
+        start, _, end = spec.partition(":")
+        task.lam[variant] = (
+            R.ExponentialDecay(float(start), float(end), task.iterations)
+            if end
+            else R.Constant(float(start))
+        )
+
+
 def main() -> None:
     parser = C.make_parser(__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=None, help="seeds per variant")
     parser.add_argument("--variants", default=None, help="comma-separated substrings")
+    parser.add_argument(
+        "--lam",
+        action="append",
+        default=[],
+        metavar="VARIANT=START[:END]",
+        help="override a variant's weight: constant START, or annealed START → END",
+    )
+    parser.add_argument("--lr", type=float, default=None, help="override the learning rate")
+    parser.add_argument("--iterations", type=int, default=None, help="override the iterations")
     args = parser.parse_args()
     C.setup()
     meta = C.machine_info()
@@ -515,6 +574,7 @@ def main() -> None:
         if not C.selected(name, args.only):
             continue
         task = make(args.quick)
+        _overrides(task, args)
         print(f"\n-- {task.title}: {task.iterations} iterations × {seeds} seeds")
         results: dict[str, list[RunResult]] = {}
         for seed in range(seeds):
@@ -524,9 +584,12 @@ def main() -> None:
                     continue
                 r = task.run(seed, variant)
                 results.setdefault(variant, []).append(r)
-                print(f"   seed {seed}  {variant:18s} NFE {r.nfe:6.0f}  {task.metric_name} "
-                      f"{r.metric:.4g}  train {r.train_s:6.1f} s  predict {r.predict_ms:6.1f} ms"
-                      f"  final loss {r.final_loss:.4g}", flush=True)
+                print(
+                    f"   seed {seed}  {variant:18s} NFE {r.nfe:6.0f}  {task.metric_name} "
+                    f"{r.metric:.4g}  train {r.train_s:6.1f} s  predict {r.predict_ms:6.1f} ms"
+                    f"  final loss {r.final_loss:.4g}",
+                    flush=True,
+                )
         rows.extend(summarize(task, results))
     C.print_table("W6: prediction NFE, metric and times (mean ± sd over seeds)", rows, COLUMNS)
     suffix = "_quick" if args.quick else ""

@@ -125,7 +125,7 @@ def test_local_error_estimate_equals_hand_computed_step() -> None:
     assert y_r == pytest.approx(math.exp(-lam * tr), rel=1e-5)
     h = _initial_step(lam, y_r, 1.0 - tr, rtol, atol, 5)
     _, eest, _ = _tsit5_step(lam, y_r, h, rtol, atol)
-    assert 0.0 < eest * h
+    assert eest * h > 0.0
     assert float(sol.regularization) == pytest.approx(eest * h, rel=1e-9)
 
 
@@ -406,11 +406,28 @@ def _sde(p: torch.Tensor, batch: int = 3):
 
 
 @pytest.mark.parametrize(
-    "reg",
-    [R.ErrorEstimate(), R.LocalErrorEstimate(), R.LocalErrorEstimate("biased")],
-    ids=["global", "local-unbiased", "local-biased"],
+    ("reg", "solver"),
+    [
+        (R.ErrorEstimate(), hq.SOSRI()),
+        (R.ErrorEstimate("mean"), hq.SRIW1()),
+        (R.LocalErrorEstimate(), hq.SOSRI()),
+        (R.LocalErrorEstimate("biased"), hq.SRIW1()),
+        (R.StiffnessEstimate(), hq.SOSRI2()),
+        (R.LocalStiffnessEstimate(), hq.SOSRI2()),
+        (R.KineticEnergy() + R.JacobianFrobenius(), hq.SOSRI()),
+        (R.KineticEnergy(), hq.EM()),
+    ],
+    ids=[
+        "error",
+        "error-mean",
+        "local",
+        "local-biased",
+        "stiffness",
+        "local-stiffness",
+        "rnode",
+        "rnode-em",
+    ],
 )
-@pytest.mark.parametrize("solver", [hq.SOSRI(), hq.SRIW1()])
 def test_sde_gradient_matches_finite_differences(reg, solver) -> None:
     def value(q):
         torch.manual_seed(4)
@@ -434,6 +451,41 @@ def test_sde_gradient_matches_finite_differences(reg, solver) -> None:
         with torch.no_grad():
             fd[i] = (value(p.detach() + e) - value(p.detach() - e)) / 2e-4
     torch.testing.assert_close(g, fd, rtol=1e-5, atol=1e-10)
+
+
+def test_sde_stiffness_estimate_of_a_linear_drift() -> None:
+    # SOSRI2's two drift stages at c0 = 1: RMS(f(H0_4) − f(H0_3))/RMS(H0_4 − H0_3) = λ.
+    prob = hq.SDEProblem(
+        lambda t, y, p: -3.0 * y, lambda t, y, p: 0.2 * y, torch.ones(4, 2, dtype=F64), (0.0, 1.0)
+    )
+    sol = hq.solve(
+        prob,
+        hq.SOSRI2(),
+        seed=3,
+        heuristics=True,
+        regularizer=R.StiffnessEstimate() + R.StiffnessEstimate("sum"),
+    )
+    assert sol.regularization_terms is not None
+    torch.testing.assert_close(
+        sol.regularization_terms["StiffnessEstimate"], torch.full((4,), 3.0 / 10.6, dtype=F64)
+    )
+    torch.testing.assert_close(
+        sol.regularization_terms["StiffnessEstimate_2"], torch.full((4,), 3.0 / 10.6, dtype=F64)
+    )  # ∫_0^1 λ dt / S
+    assert sol.heuristics is not None and sol.heuristics.stability_size == 10.6
+
+
+def test_sde_kinetic_energy_without_noise_is_the_ode_integral() -> None:
+    lam = 2.0
+    prob = hq.SDEProblem(
+        lambda t, y, p: -lam * y, lambda t, y, p: 0.0 * y, torch.ones(2, 1, dtype=F64), (0.0, 1.0)
+    )
+    sol = hq.solve(prob, hq.SOSRI(), seed=0, adaptive=False, dt=0.01, regularizer=R.KineticEnergy())
+    expect = lam * (1 - math.exp(-2 * lam)) / 2
+    torch.testing.assert_close(
+        sol.regularization, torch.full((2,), expect, dtype=F64), rtol=3e-4, atol=0
+    )
+    assert sol.y.shape[0] == 2 and sol.y.shape[-1] == 1
 
 
 def test_sde_error_estimate_is_the_recorded_sum() -> None:
@@ -472,19 +524,19 @@ def test_sde_local_under_backsolve_adjoint() -> None:
 def test_global_terms_need_direct_backprop() -> None:
     prob, _ = _linear([1.0])
     for reg in (R.ErrorEstimate(), R.StiffnessEstimate()):
-        with pytest.raises(ValueError, match="DirectBackprop.*LocalErrorEstimate"):
+        with pytest.raises(ValueError, match=r"DirectBackprop.*LocalErrorEstimate"):
             hq.solve(prob, hq.Tsit5(), sensealg=hq.InterpolatingAdjoint(), regularizer=reg)
 
 
 def test_clear_errors() -> None:
     prob, _ = _linear([1.0])
-    with pytest.raises(ValueError, match="embedded error estimate.*RK4"):
+    with pytest.raises(ValueError, match=r"embedded error estimate.*RK4"):
         hq.solve(prob, hq.RK4(), dt=0.1, regularizer=R.ErrorEstimate())
-    with pytest.raises(ValueError, match="stiffness estimate.*BS3 has none"):
+    with pytest.raises(ValueError, match=r"stiffness estimate.*BS3 has none"):
         hq.solve(prob, hq.BS3(), regularizer=R.StiffnessEstimate())
-    with pytest.raises(ValueError, match="stiffness estimate.*Rodas5P has none"):
+    with pytest.raises(ValueError, match=r"stiffness estimate.*Rodas5P has none"):
         hq.solve(prob, hq.Rodas5P(), regularizer=R.LocalStiffnessEstimate())
-    with pytest.raises(ValueError, match="Rosenbrock method's error estimate.*KenCarp4"):
+    with pytest.raises(ValueError, match=r"Rosenbrock method's error estimate.*KenCarp4"):
         hq.solve(prob, hq.Rodas5P(), regularizer=R.LocalErrorEstimate())
     with pytest.raises(ValueError, match="explicit Runge–Kutta"):
         hq.solve(prob, hq.Rodas5P(), regularizer=R.KineticEnergy())
@@ -503,11 +555,9 @@ def test_clear_errors() -> None:
             regularizer=R.LocalErrorEstimate() + R.LocalStiffnessEstimate("biased"),
         )
     sde = _sde(torch.tensor([1.0, 0.5, 0.3], dtype=F64))
-    with pytest.raises(ValueError, match="error estimate.*SOSRI"):
+    with pytest.raises(ValueError, match=r"error estimate.*SOSRI"):
         hq.solve(sde, hq.EM(), dt=0.1, regularizer=R.LocalErrorEstimate())
-    with pytest.raises(ValueError, match="RNODE"):
-        hq.solve(sde, hq.SOSRI(), regularizer=R.KineticEnergy())
-    with pytest.raises(ValueError, match="SDE solvers have none"):
+    with pytest.raises(ValueError, match=r"SOSRI2.*SOSRI has none"):
         hq.solve(sde, hq.SOSRI(), regularizer=R.StiffnessEstimate())
     with pytest.raises(ValueError, match="SRIW1"):
         hq.solve(sde, hq.EM(), dt=0.1, heuristics=True)

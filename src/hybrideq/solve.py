@@ -597,5 +597,6 @@ def _solve_sde(
         seed=None if seed is None else int(seed),
         brownian=brownian,
         record_eest=bool(heuristics) or internal.record_eest,
+        error_components=internal.error_components,
     )
     return solve_sde(prob, solver, opts)

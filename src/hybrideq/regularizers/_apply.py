@@ -25,7 +25,7 @@ from torch import Tensor
 
 from hybrideq.problems import ODEProblem, SDEProblem
 from hybrideq.regularizers._base import AbstractRegularizer, as_terms
-from hybrideq.regularizers._rnode import AugmentedField
+from hybrideq.regularizers._rnode import AugmentedDiffusion, AugmentedField
 from hybrideq.regularizers._terms import (
     ErrorEstimate,
     JacobianFrobenius,
@@ -58,9 +58,10 @@ def _has_error_estimate(solver: AbstractSolver, sde: bool) -> bool:
 
 
 def _has_stiffness_estimate(solver: AbstractSolver, sde: bool) -> bool:
+    if sde:
+        return getattr(solver, "stiffness_stages", None) is not None
     return (
-        not sde
-        and isinstance(solver, AbstractExplicitRK)
+        isinstance(solver, AbstractExplicitRK)
         and solver.tableau.stiffness_stages is not None
         and solver.stability_size is not None
     )
@@ -104,23 +105,18 @@ def _validate(
             )
         stiff = isinstance(term, (StiffnessEstimate, LocalStiffnessEstimate))
         if stiff and not _has_stiffness_estimate(solver, sde):
-            where = "SDE solvers have none" if sde else f"{solver.name} has none"
+            hint = "SOSRI2()" if sde else _STIFF_HINT
             raise ValueError(
                 f"{term.name} needs a method with a stiffness estimate (two stages at the "
-                f"same node): {_STIFF_HINT}; {where}"
+                f"same node): {hint}; {solver.name} has none"
             )
         if term.kind == "integral":
-            if sde:
-                raise ValueError(
-                    f"{term.name} (RNODE) regularizes ODEs; for a neural SDE use "
-                    "ErrorEstimate() or LocalErrorEstimate() with SOSRI()"
-                )
-            if not isinstance(solver, AbstractExplicitRK):
+            if not sde and not isinstance(solver, AbstractExplicitRK):
                 raise ValueError(
                     f"{term.name} integrates extra states beside y and needs an explicit "
                     f"Runge–Kutta method (Tsit5(), DP5(), Vern7(), RK4()); got {solver.name}"
                 )
-            if prob.mass_matrix is not None:
+            if not sde and prob.mass_matrix is not None:
                 raise ValueError(f"{term.name} does not take a problem with a mass_matrix")
     if kw["engine"] == "julia":
         raise ValueError(
@@ -365,8 +361,24 @@ def solve_regularized(
         field = AugmentedField(prob.f, n, prob.state_shape, prob.batched, integ, eps)
         k = len(integ)
         y0f = prob.y0.reshape(batch, n) if prob.batched else prob.y0.reshape(n)
-        zeros = y0f.new_zeros((*y0f.shape[:-1], k))
-        main_prob = ODEProblem(field, torch.cat([y0f, zeros], -1), prob.tspan, prob.p)
+        y0_aug = torch.cat([y0f, y0f.new_zeros((*y0f.shape[:-1], k))], -1)
+        if sde:
+            assert isinstance(prob, SDEProblem)
+            matrix = prob.matrix_noise
+            m = prob.noise_dim
+            gfield = AugmentedDiffusion(prob.g, n, k, prob.state_shape, matrix, m)
+            main_prob = SDEProblem(
+                field,
+                gfield,
+                y0_aug,
+                prob.tspan,
+                prob.p,
+                noise=prob.noise,
+                noise_dim=m if matrix else None,
+                interpretation=prob.interpretation,
+            )
+        else:
+            main_prob = ODEProblem(field, y0_aug, prob.tspan, prob.p)
         internal.error_components = n
         for name in ("rtol", "atol"):
             tol = kw[name]

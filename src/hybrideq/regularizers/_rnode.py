@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from hybrideq.regularizers._terms import JacobianFrobenius, KineticEnergy
 
-__all__ = ["AugmentedField"]
+__all__ = ["AugmentedDiffusion", "AugmentedField"]
 
 
 class AugmentedField(nn.Module):
@@ -93,3 +93,29 @@ class AugmentedField(nn.Module):
             fz, zz, v, create_graph=create, retain_graph=True, allow_unused=True
         )
         return torch.zeros_like(zz) if g is None else g
+
+
+class AugmentedDiffusion(nn.Module):
+    """The diffusion of ``[y, e]`` for an SDE: ``g`` for ``y``, zero rows for ``e``.
+
+    The integrals are ``∫ q(t, y) dt`` along the stochastic path: no noise of their own.
+    """
+
+    def __init__(
+        self, g: Any, n: int, k: int, state_shape: tuple[int, ...], matrix: bool, m: int
+    ) -> None:
+        super().__init__()
+        self.g = g
+        self.n, self.k, self.m = n, k, m
+        self.state_shape = state_shape
+        self.matrix = matrix
+
+    def forward(self, t: Tensor, y: Tensor, p: Any) -> Tensor:
+        lead = y.shape[:-1]
+        z = y[..., : self.n].reshape(*lead, *self.state_shape)
+        gz = self.g(t, z, p)
+        if self.matrix:
+            gz = gz.reshape(*lead, self.n, self.m)
+            return torch.cat([gz, gz.new_zeros(*lead, self.k, self.m)], -2)
+        gz = gz.reshape(*lead, self.n)
+        return torch.cat([gz, gz.new_zeros(*lead, self.k)], -1)

@@ -15,6 +15,7 @@ from typing import ClassVar, final
 from hybrideq.solvers._base import AbstractSolver
 from hybrideq.tableaus import SOSRA as _SOSRA_TAB
 from hybrideq.tableaus import SOSRI as _SOSRI_TAB
+from hybrideq.tableaus import SOSRI2 as _SOSRI2_TAB
 from hybrideq.tableaus import SRA1 as _SRA1_TAB
 from hybrideq.tableaus import SRIW1 as _SRIW1_TAB
 from hybrideq.tableaus import SRATableau, SRITableau
@@ -23,6 +24,7 @@ __all__ = [
     "EM",
     "SOSRA",
     "SOSRI",
+    "SOSRI2",
     "SRA1",
     "SRIW1",
     "AbstractSDESolver",
@@ -181,6 +183,8 @@ class AbstractSRI(AbstractSDESolver):
     needs_levy_area: ClassVar[bool] = True
     is_adaptive: ClassVar[bool] = True
     controller_order: ClassVar[float] = 1.5
+    # Two drift stages at one node (0-based), for the stiffness estimate; None: none.
+    stiffness_stages: ClassVar[tuple[int, int] | None] = None
 
     @property
     @abc.abstractmethod
@@ -240,6 +244,28 @@ class SOSRI(AbstractSRI):
     def tableau(self) -> SRITableau:
         """The method's coefficients."""
         return _SOSRI_TAB
+
+
+@final
+@dataclass(frozen=True)
+class SOSRI2(AbstractSRI):
+    """Stability-optimised SRI (Rackauckas & Nie 2018), strong order 1.5, adaptive.
+
+    Its last two drift stages share the node ``c0 = 1``, which gives the stiffness
+    (eigenvalue) estimate ``RMS(f(H0_4) − f(H0_3)) / RMS(H0_4 − H0_3)`` that
+    StochasticDiffEq.jl uses for SOSRI2 in its stiffness-switching composites
+    (``perform_step/sri.jl``; ``alg_stability_size(alg::SOSRI2) = 10.6``, ``alg_utils.jl``).
+    ``solve(..., heuristics=True)`` records it, and ``StiffnessEstimate`` reads it.
+    Coefficients: :data:`hybrideq.tableaus.SOSRI2`.
+    """
+
+    stability_size: ClassVar[float | None] = 10.6
+    stiffness_stages: ClassVar[tuple[int, int] | None] = (2, 3)
+
+    @property
+    def tableau(self) -> SRITableau:
+        """The method's coefficients."""
+        return _SOSRI2_TAB
 
 
 @final

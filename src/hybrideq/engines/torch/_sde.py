@@ -267,9 +267,21 @@ class SRIStepper(SDEStepper):
     adaptive = True
     controller_order = 1.5
 
-    def __init__(self, f: RHSFn, g: RHSFn, tab: SRITableau, delta: float) -> None:
+    def __init__(
+        self,
+        f: RHSFn,
+        g: RHSFn,
+        tab: SRITableau,
+        delta: float,
+        stiffness_stages: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__(f, g, False)
         self.tab, self.delta = tab, delta
+        # Two drift stages at one node: the last step's stiffness estimate, per sample
+        # (set by each step when asked for with `record_stiffness`).
+        self.stiffness_stages = stiffness_stages
+        self.record_stiffness = False
+        self.eigen_est: Tensor | None = None
         s = tab.stages
         # SRIW1 evaluates f on its first two stages only (α₃ = α₄ = 0): E₁ sums those
         # (StochasticDiffEq ``error_terms``); the other methods sum every stage.
@@ -295,14 +307,16 @@ class SRIStepper(SDEStepper):
         chi3 = (dw * dw * dw - 3.0 * h * dw) / (6.0 * safe_h)  # I_(1,1,1)/h
         fs: list[Tensor | None] = []
         gs: list[Tensor | None] = []
+        h0s: list[Tensor | None] = []
         for i in range(tab.stages):
-            fi = gi = None
+            fi = gi = h0 = None
             if self.need_f[i]:
                 a = _comb(tab.A0[i], fs)
                 b = _comb(tab.B0[i], gs)
                 h0 = y if a is None else y + h * a
                 h0 = h0 if b is None else h0 + chi2 * b
                 fi = self.f(t + tab.c0[i] * h[:, 0], h0)
+            h0s.append(h0)
             if self.need_g[i]:
                 a = _comb(tab.A1[i], fs)
                 b = _comb(tab.B1[i], gs)
@@ -329,6 +343,15 @@ class SRIStepper(SDEStepper):
             y1 = y1 + chi1 * b2
         e1 = _comb((1.0,) * self.error_terms, fs)
         assert e1 is not None
+        if self.record_stiffness and self.stiffness_stages is not None:
+            # ϱ = RMS(f(H0_j) − f(H0_i)) / RMS(H0_j − H0_i), both stages at c0 = 1
+            # (StochasticDiffEq.jl perform_step/sri.jl, SOSRI2 in a composite).
+            i, j = self.stiffness_stages
+            fi, fj, gi_, gj_ = fs[i], fs[j], h0s[i], h0s[j]
+            assert fi is not None and fj is not None and gi_ is not None and gj_ is not None
+            num = torch.linalg.vector_norm(fj - fi, dim=-1)
+            den = torch.linalg.vector_norm(gj_ - gi_, dim=-1)
+            self.eigen_est = torch.where(den > 0, num / torch.where(den > 0, den, 1), 0.0)
         return y1, self.delta * (h * e1).abs() + e2.abs(), None
 
 
@@ -466,7 +489,7 @@ def make_sde_stepper(
     if isinstance(solver, Milstein):
         return MilsteinStepper(f, g, matrix, solver.interpretation == "stratonovich")
     if isinstance(solver, AbstractSRI):
-        return SRIStepper(f, g, solver.tableau, solver.delta)
+        return SRIStepper(f, g, solver.tableau, solver.delta, solver.stiffness_stages)
     if isinstance(solver, AbstractSRA):
         return SRAStepper(f, g, matrix, solver.tableau, solver.delta)
     if isinstance(solver, ImplicitEM):
@@ -497,6 +520,8 @@ class SDELoopOptions:
     # Record every attempted step's scaled error estimate EEst (with its autograd graph),
     # step size and acceptance: the solver heuristics the regularizers read.
     record_eest: bool = False
+    # Only the first `error_components` state components enter the error norm.
+    error_components: int | None = None
 
 
 @dataclass
@@ -592,7 +617,10 @@ def run_sde_loop(
         save_t.append(t0)
         count = torch.ones(batch, dtype=torch.int64, device=device)
     steps: list[Tensor] | None = [] if opts.record_steps else None
-    heur: dict[str, list[Tensor]] = {"t": [], "dt": [], "accepted": [], "eest": []}
+    heur: dict[str, list[Tensor]] = {"t": [], "dt": [], "accepted": [], "eest": [], "eig": []}
+    n_err = opts.error_components if opts.error_components is not None else n
+    if opts.record_eest and getattr(stepper, "stiffness_stages", None) is not None:
+        stepper.record_stiffness = True  # type: ignore[attr-defined]
     span = (t1 - t0).abs()
     snap = 1e-9 * dt.clamp_min(torch.finfo(dtype).eps)
     iters = 0
@@ -639,9 +667,10 @@ def run_sde_loop(
             if opts.record_eest and err is not None:
                 heur["t"].append(t_vec)
                 heur["dt"].append(torch.full_like(t_vec, float(hf)))
-                heur["eest"].append(_scaled_error(err, y, y_new, opts))
+                heur["eest"].append(_scaled_error(err, y, y_new, opts, n_err))
+                _record_eigen(heur, stepper)
             if controller is not None and err is not None:
-                eest_b = _scaled_error(err, y, y_new, opts).detach()
+                eest_b = _scaled_error(err, y, y_new, opts, n_err).detach()
                 eest_f = float((eest_b.square().sum() / batch).sqrt())
                 if not math.isfinite(eest_f):
                     eest_f = math.inf
@@ -669,8 +698,9 @@ def run_sde_loop(
             else:
                 if (bad is not None and bool(bad.any())) or not bool(torch.isfinite(y_new).all()):
                     if opts.record_eest and err is not None:  # the general loop redoes it
-                        for key in ("t", "dt", "eest"):
-                            heur[key].pop()
+                        for key in ("t", "dt", "eest", "eig"):
+                            if heur[key]:
+                                heur[key].pop()
                     break
                 iters += 1
                 if opts.record_eest and err is not None:
@@ -730,9 +760,13 @@ def run_sde_loop(
         y_new, err, bad = stepper.step(t, h[:, None], y, dw, hh)
         eest_rec = None
         if err is not None and opts.record_eest:
-            eest_rec = _scaled_error(err, y, y_new, opts)
+            eest_rec = _scaled_error(err, y, y_new, opts, n_err)
         if err is not None and opts.adaptive:
-            eest = eest_rec.detach() if eest_rec is not None else _scaled_error(err, y, y_new, opts)
+            eest = (
+                eest_rec.detach()
+                if eest_rec is not None
+                else _scaled_error(err, y, y_new, opts, n_err)
+            )
             eest = torch.where(torch.isfinite(eest), eest, torch.full_like(eest, math.inf))
             if opts.joint:  # one system: RMS over the running samples
                 share = eest.square().where(running, torch.zeros_like(eest))
@@ -754,6 +788,7 @@ def run_sde_loop(
             heur["dt"].append(h.where(running, torch.zeros_like(h)))
             heur["accepted"].append(accept)
             heur["eest"].append(eest_rec)
+            _record_eigen(heur, stepper)
         y = torch.where(accept[:, None], y_new, y)
         t = torch.where(accept, tb, t)
         naccept = naccept + accept.long()
@@ -840,12 +875,26 @@ def run_sde_loop(
         nlu=stepper.nlu,
         nnewton=stepper.nnewton,
         steps=steps,
-        heuristics={k: torch.stack(v) for k, v in heur.items()} if heur["t"] else None,
+        heuristics={k: torch.stack(v) for k, v in heur.items() if v} if heur["t"] else None,
     )
 
 
-def _scaled_error(err: Tensor, y: Tensor, y_new: Tensor, opts: SDELoopOptions) -> Tensor:
-    """``EEst = RMS(err / (atol + max(|y|, |y_new|)·rtol))`` per sample."""
+def _record_eigen(heur: dict[str, list[Tensor]], stepper: SDEStepper) -> None:
+    eig = getattr(stepper, "eigen_est", None)
+    if getattr(stepper, "record_stiffness", False) and eig is not None:
+        heur["eig"].append(eig)
+
+
+def _scaled_error(
+    err: Tensor, y: Tensor, y_new: Tensor, opts: SDELoopOptions, n_err: int | None = None
+) -> Tensor:
+    """``EEst = RMS(err / (atol + max(|y|, |y_new|)·rtol))`` per sample.
+
+    Only the first ``n_err`` components count (extra states riding along do not).
+    """
     scale = opts.atol + torch.maximum(y.abs(), y_new.abs()) * opts.rtol
+    r = err / scale
+    if n_err is not None and n_err != r.shape[-1]:
+        r = r[..., :n_err]
     # vector_norm has a zero gradient at 0 (a zero step); sqrt(mean(x²)) would give NaN.
-    return torch.linalg.vector_norm(err / scale, dim=-1) * (1.0 / err.shape[-1] ** 0.5)
+    return torch.linalg.vector_norm(r, dim=-1) * (1.0 / r.shape[-1] ** 0.5)

@@ -51,6 +51,7 @@ class SDESolveOptions:
     seed: int | None
     brownian: Any
     record_eest: bool = False  # per-step EEst for the regularizers (sol.heuristics)
+    error_components: int | None = None  # leading components in the error norm
 
 
 def _fresh_seed() -> int:
@@ -168,6 +169,7 @@ def _first_step(
         opts.dtmax,
         f,
         joint=opts.joint,
+        n_err=opts.error_components,
     ).abs()
 
 
@@ -211,6 +213,7 @@ def solve_sde(prob: SDEProblem, solver: AbstractSDESolver, opts: SDESolveOptions
         progress=bar,
         joint=opts.joint,
         record_eest=opts.record_eest,
+        error_components=opts.error_components,
     )
     sensealg = opts.sensealg
     if sensealg is not None and not isinstance(
@@ -272,8 +275,9 @@ def solve_sde(prob: SDEProblem, solver: AbstractSDESolver, opts: SDESolveOptions
             dt=h["dt"],
             accepted=h["accepted"],
             eest=h["eest"],
-            eigen_est=None,
-            stability_size=None,
+            eigen_est=h.get("eig"),
+            stability_size=solver.stability_size,
+            eigen_rms=h.get("eig"),  # an SRI estimate is a ratio of RMS norms already
         )
     return Solution(
         t=t_out,
