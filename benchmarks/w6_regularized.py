@@ -22,10 +22,10 @@ Problems, each small enough to train on a 2-core CPU in seconds:
 (c) the spiral neural SDE of Pal et al. 2021 (REFERENCES.md §1): data from
     ``du = (−αu1³ + βu2³, −βu1³ − αu2³) dt + γu dW`` (α = 0.1, β = 2, γ = 0.2, u0 = (2, 0))
     as means and variances of 2,000 paths at 30 points on [0, 1]; drift
-    ``W2 tanh(W1 u³ + b1) + b2`` (50 hidden), diagonal diffusion ``W3 u + b3``; SOSRI,
-    100 paths per iteration (one joint system), a moment-matching loss. Metric: the same
-    loss with 1,000 paths. StiffnessEstimate and KE+JF are not defined for SDEs here
-    (SOSRI has no two stages at one node; RNODE is for ODEs): those rows say so.
+    ``W2 tanh(W1 u³ + b1) + b2`` (50 hidden), diagonal diffusion ``W3 u + b3``; SOSRI2
+    (the method with a stiffness estimate) at rtol = atol = 0.1, 100 paths per iteration
+    (one joint system), Adam(0.01), a moment-matching loss. Metric: the same loss with
+    1,000 paths.
 
 Reported per problem and variant, mean ± sd over seeds: prediction NFE (a solve without
 the regularizer, eval mode, on the metric's inputs) and its ratio to vanilla, the metric
@@ -193,14 +193,15 @@ class SpiralODE(Task):
         self.y0 = torch.tensor([[2.0, 0.0]], dtype=F64)
         R = C.import_hybrideq().regularizers
         steps = self.iterations
-        # Weights decay to ~0 so that the last iterations fit the data (tuned on seed 0:
-        # stronger ends cost fit, weaker starts change nothing). The stiffness estimate's
-        # gradient is 1e4 times the task's here (spiky component-wise quotients).
+        # Weights decay to ~0 so that the last iterations fit the data (tuned by hand on
+        # seed 0 over 2-3 values each: stronger ends cost fit, weaker starts change
+        # nothing). The stiffness estimate's gradient is 1e4 times the task's here (spiky
+        # component-wise quotients), so its weight is tiny.
         self.lam = {
             "ErrorEstimate": R.ExponentialDecay(10.0, 0.01, steps),
             "StiffnessEstimate": R.Constant(1e-5),
-            "Local (unbiased)": R.ExponentialDecay(300.0, 0.1, steps),
-            "Local (biased)": R.ExponentialDecay(300.0, 0.1, steps),
+            "Local (unbiased)": R.ExponentialDecay(1000.0, 0.03, steps),
+            "Local (biased)": R.ExponentialDecay(1000.0, 0.03, steps),
             "KE+JF": R.ExponentialDecay(0.01, 1e-4, steps),
         }
 
@@ -288,10 +289,10 @@ class Digits(Task):
         R = C.import_hybrideq().regularizers
         steps = self.iterations
         self.lam = {
-            "ErrorEstimate": R.ExponentialDecay(10.0, 0.1, steps),
-            "StiffnessEstimate": R.Constant(1e-4),
-            "Local (unbiased)": R.ExponentialDecay(1000.0, 10.0, steps),
-            "Local (biased)": R.ExponentialDecay(1000.0, 10.0, steps),
+            "ErrorEstimate": R.ExponentialDecay(30.0, 0.1, steps),
+            "StiffnessEstimate": R.Constant(1e-6),
+            "Local (unbiased)": R.ExponentialDecay(1e6, 100.0, steps),
+            "Local (biased)": R.ExponentialDecay(1e6, 100.0, steps),
             "KE+JF": R.Constant(1e-3),
         }
         self._order: torch.Tensor | None = None
@@ -352,10 +353,6 @@ class SpiralSDE(Task):
     title = "(c) spiral neural SDE"
     metric_name = "moment loss"
     higher_is_better = False
-    unsupported = {
-        "StiffnessEstimate": "SOSRI has no two stages at one node (no stiffness estimate)",
-        "KE+JF": "RNODE regularizes ODEs",
-    }
 
     def __init__(self, quick: bool) -> None:
         hq = C.import_hybrideq()
@@ -384,9 +381,11 @@ class SpiralSDE(Task):
         R = hq.regularizers
         steps = self.iterations
         self.lam = {
-            "ErrorEstimate": R.ExponentialDecay(1.0, 0.1, steps),
-            "Local (unbiased)": R.ExponentialDecay(10.0, 1.0, steps),
-            "Local (biased)": R.ExponentialDecay(10.0, 1.0, steps),
+            "ErrorEstimate": R.ExponentialDecay(10.0, 0.1, steps),
+            "StiffnessEstimate": R.Constant(0.1),
+            "Local (unbiased)": R.ExponentialDecay(100.0, 1.0, steps),
+            "Local (biased)": R.ExponentialDecay(100.0, 1.0, steps),
+            "KE+JF": R.ExponentialDecay(0.01, 1e-4, steps),
         }
 
     def model(self, seed: int) -> nn.Module:
@@ -395,7 +394,7 @@ class SpiralSDE(Task):
             SpiralDrift(),
             LinearDiffusion(),
             noise="diagonal",
-            solver=hq.SOSRI(),
+            solver=hq.SOSRI2(),
             rtol=0.1,
             atol=0.1,
             stepping="joint",

@@ -97,7 +97,8 @@ class StiffnessEstimate(AbstractRegularizer):
     ``aggregate="sum"`` (the paper's ``Σ_j S_j |Δt_j|``): ``Σ_j s_j · |Δt_j|``.
     Non-finite estimates (two coinciding stage states) count as 0, as in the code.
 
-    Needs a method with a stiffness estimate (``Tsit5``, ``DP5``, ``Vern7``) and
+    Needs a method with a stiffness estimate (``Tsit5``, ``DP5``, ``Vern7``; for SDEs
+    ``SOSRI2``, whose estimate is ``RMS(f(H0_4) − f(H0_3))/RMS(H0_4 − H0_3)``) and
     ``sensealg=DirectBackprop()``.
 
     Args:
@@ -118,7 +119,7 @@ class StiffnessEstimate(AbstractRegularizer):
         if h.eigen_est is None or h.stability_size is None:
             raise ValueError(
                 "this solver has no stiffness estimate; StiffnessEstimate needs Tsit5(), "
-                "DP5() or Vern7()"
+                "DP5(), Vern7() or, for SDEs, SOSRI2()"
             )
         lam = torch.nan_to_num(h.eigen_est.abs(), nan=0.0, posinf=0.0) / h.stability_size
         lam = torch.where(h.accepted, lam, torch.zeros_like(lam))
@@ -169,7 +170,7 @@ class LocalStiffnessEstimate(AbstractRegularizer):
     ``R = RMS(k_j − k_i) / (RMS(g_j − g_i) + eps) / stability_size`` for the step taken as
     in :class:`LocalErrorEstimate` (the form of LocalRegNeuralDE.jl, REFERENCES.md §2).
     Its authors report that it did not work as well as the error variant; it is here for
-    completeness. Needs ``Tsit5``, ``DP5`` or ``Vern7``.
+    completeness. Needs ``Tsit5``, ``DP5`` or ``Vern7`` (``SOSRI2`` for SDEs).
 
     Args:
         sampling: ``"unbiased"`` or ``"biased"`` (see :class:`LocalErrorEstimate`).
@@ -202,7 +203,8 @@ class KineticEnergy(AbstractRegularizer):
     Integrated as an extra state beside ``y`` by the same solver (excluded from its error
     control, so the steps are those of the plain solve), hence exact to the solver's
     accuracy and differentiable with every ``sensealg`` (REFERENCES.md §4). ``‖·‖`` is the
-    Euclidean norm over the state. ODEs with explicit Runge–Kutta methods.
+    Euclidean norm over the state. ODEs with explicit Runge–Kutta methods; SDEs with any
+    method (the integral of the drift along the path, a drift-only extra state).
 
     Args:
         weight: the factor of this term in a sum of regularizers.

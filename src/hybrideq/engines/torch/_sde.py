@@ -762,11 +762,10 @@ def run_sde_loop(
         if err is not None and opts.record_eest:
             eest_rec = _scaled_error(err, y, y_new, opts, n_err)
         if err is not None and opts.adaptive:
+            # The controller never carries a graph (step sizes are constants).
             eest = (
-                eest_rec.detach()
-                if eest_rec is not None
-                else _scaled_error(err, y, y_new, opts, n_err)
-            )
+                eest_rec if eest_rec is not None else _scaled_error(err, y, y_new, opts, n_err)
+            ).detach()
             eest = torch.where(torch.isfinite(eest), eest, torch.full_like(eest, math.inf))
             if opts.joint:  # one system: RMS over the running samples
                 share = eest.square().where(running, torch.zeros_like(eest))
