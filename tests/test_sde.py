@@ -88,8 +88,9 @@ DTS = [2.0**-k for k in range(3, 8)]
         (hq.Milstein(), 1.0, False),
         (hq.SRIW1(), 1.5, True),
         (hq.SOSRI(), 1.5, True),
+        (hq.SOSRI2(), 1.5, True),
     ],
-    ids=["EM", "Milstein", "SRIW1", "SOSRI"],
+    ids=["EM", "Milstein", "SRIW1", "SOSRI", "SOSRI2"],
 )
 def test_strong_order_on_geometric_brownian_motion(solver, expected, levy) -> None:
     mu, sigma = 0.1, 1.0  # noise-dominated, so EM shows its order 1/2

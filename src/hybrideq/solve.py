@@ -225,7 +225,8 @@ def solve(
     ``Milstein``, ``ImplicitEM``) need ``dt``; the adaptive Rößler methods (``SRIW1``,
     ``SOSRI``, ``SRA1``, ``SOSRA``) control their strong local error with ``rtol``/``atol``
     (or take fixed steps with ``adaptive=False, dt=...``). Steps end exactly on the
-    ``saveat`` times; ``dense`` and ``heuristics`` do not apply. ``sensealg`` may be
+    ``saveat`` times; ``dense`` does not apply, and ``heuristics=True`` records the adaptive
+    methods' scaled error estimates (and SOSRI2's stiffness estimate). ``sensealg`` may be
     ``DirectBackprop()`` or the stochastic ``BacksolveAdjoint()``, which integrates the
     adjoint backwards on the same Brownian path.
 
