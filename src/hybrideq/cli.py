@@ -49,7 +49,16 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "symbolic": ("pysr", "pysindy"),
     "distributed": ("dask", "distributed"),
     "plot": ("matplotlib",),
-    "bench": ("torchdiffeq", "torchsde", "torchode", "diffrax", "jax", "optax", "matplotlib"),
+    "bench": (
+        "scikit-learn",
+        "torchdiffeq",
+        "torchsde",
+        "torchode",
+        "diffrax",
+        "jax",
+        "optax",
+        "matplotlib",
+    ),
     "docs": ("mkdocs-material", "mkdocstrings"),
     "test": ("pytest", "pytest-timeout", "tree-sitter", "tree-sitter-julia", "matplotlib"),
 }
