@@ -128,9 +128,22 @@ class StiffnessEstimate(AbstractRegularizer):
         return (lam * h.dt.abs()).sum(0)
 
 
+@dataclass(frozen=True)
+class _AbstractLocal(AbstractRegularizer):
+    """The local terms' options: where ``t_r`` is drawn, and the weight."""
+
+    sampling: str = "unbiased"
+    weight: float = 1.0
+    kind: ClassVar[str] = "local"
+
+    def __post_init__(self) -> None:
+        _check_choice("sampling", self.sampling, ("unbiased", "biased"))
+        _check_weight(self.weight)
+
+
 @final
 @dataclass(frozen=True)
-class LocalErrorEstimate(AbstractRegularizer):
+class LocalErrorEstimate(_AbstractLocal):
     """Local regularization: the error estimate of one extra step from a random time.
 
     ``R = EEst(t_r) · |Δt(t_r)|``: from ``(t_r, y(t_r))`` the solver takes one step of
@@ -149,14 +162,6 @@ class LocalErrorEstimate(AbstractRegularizer):
     (``torch.manual_seed`` makes it repeatable).
     """
 
-    sampling: str = "unbiased"
-    weight: float = 1.0
-    kind: ClassVar[str] = "local"
-
-    def __post_init__(self) -> None:
-        _check_choice("sampling", self.sampling, ("unbiased", "biased"))
-        _check_weight(self.weight)
-
     def from_heuristics(self, h: Heuristics) -> Tensor:
         """The value per sample from the heuristics of the one extra step."""
         return h.eest[0] * h.dt[0].abs()
@@ -164,7 +169,7 @@ class LocalErrorEstimate(AbstractRegularizer):
 
 @final
 @dataclass(frozen=True)
-class LocalStiffnessEstimate(AbstractRegularizer):
+class LocalStiffnessEstimate(_AbstractLocal):
     """Local regularization with the stiffness estimate of one extra step.
 
     ``R = RMS(k_j − k_i) / (RMS(g_j − g_i) + eps) / stability_size`` for the step taken as
@@ -176,14 +181,6 @@ class LocalStiffnessEstimate(AbstractRegularizer):
         sampling: ``"unbiased"`` or ``"biased"`` (see :class:`LocalErrorEstimate`).
         weight: the factor of this term in a sum of regularizers.
     """
-
-    sampling: str = "unbiased"
-    weight: float = 1.0
-    kind: ClassVar[str] = "local"
-
-    def __post_init__(self) -> None:
-        _check_choice("sampling", self.sampling, ("unbiased", "biased"))
-        _check_weight(self.weight)
 
     def from_heuristics(self, h: Heuristics) -> Tensor:
         """The value per sample from the heuristics of the one extra step."""
