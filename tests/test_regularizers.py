@@ -633,3 +633,28 @@ def test_neural_ode_and_sde_models_take_a_regularizer() -> None:
     assert out2.regularization is not None and out2.regularization.shape == (5,)
     out2.regularization.mean().backward()
     assert sde.drift.lin.weight.grad is not None
+
+
+def test_path_classifiers_take_a_regularizer() -> None:
+    t = torch.linspace(0, 1, 12, dtype=F64)
+    x = torch.randn(6, 12, 2, dtype=F64)
+    ode = hq.nn.ODEClassifier(
+        input_channels=2, hidden_channels=4, num_classes=3, regularizer=R.LocalErrorEstimate()
+    ).double()
+    out = ode(t, x)
+    assert out.regularization is not None and out.regularization.shape == (6,)
+    out.regularization.mean().backward()
+    # The drift's parameters train (the field's unused noise net, if any, does not).
+    grads = [p.grad for p in ode.field.parameters() if p.grad is not None]
+    assert grads and any(bool(g.abs().sum() > 0) for g in grads)
+    sde = hq.nn.SDEClassifier(
+        "lnsde",
+        input_channels=2,
+        hidden_channels=4,
+        num_classes=3,
+        regularizer=R.KineticEnergy(),
+    ).double()
+    out2 = sde(t, x, seed=0)
+    assert out2.regularization is not None and bool((out2.regularization > 0).all())
+    sde.eval()
+    assert sde(t, x, seed=0).regularization is None

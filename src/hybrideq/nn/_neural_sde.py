@@ -723,11 +723,14 @@ class ClassifierOutput(NamedTuple):
         logits: class scores, ``(batch, num_classes)``.
         z: the latent state at the last observation time, ``(batch, hidden_channels)``.
         sol: the full :class:`~hybrideq.Solution` of the latent equation.
+        regularization: with ``regularizer=...`` among the model's solve keywords, its
+            value per sample in training mode (``None`` otherwise).
     """
 
     logits: Tensor
     z: Tensor
     sol: Solution
+    regularization: Tensor | None = None
 
 
 class _PathModel(nn.Module):
@@ -791,7 +794,9 @@ class SDEClassifier(_PathModel):
         field_kwargs: further keywords for the field named by ``field``, e.g.
             ``{"log_space": True, "gamma_bound": 1.0}`` for ``"gsde"`` or
             ``{"use_control": False}`` for ``"sde"``.
-        **solve_kwargs: further keywords for :func:`hybrideq.solve`.
+        **solve_kwargs: further keywords for :func:`hybrideq.solve`; a ``regularizer``
+            (:mod:`hybrideq.regularizers`) among them is computed in training mode only
+            and returned in ``out.regularization``.
 
     Example:
         >>> import torch, hybrideq as hq
@@ -898,10 +903,12 @@ class SDEClassifier(_PathModel):
         elif _is_fixed_step(self.solver, kwargs):
             kwargs["dt"] = paper_dt(path.t)
         _noise_source(kwargs, seed, brownian)
+        if not self.training:
+            kwargs.pop("regularizer", None)
         saveat = prob.tspan[1].reshape(-1, 1) if prob.tspan[1].ndim else prob.tspan[1][None]
         sol = solve(prob, self.solver, saveat=saveat, sensealg=self.sensealg, **kwargs)
         z = self.field.from_state(sol.y[:, -1])
-        return ClassifierOutput(self.readout(z), z, sol)
+        return ClassifierOutput(self.readout(z), z, sol, sol.regularization)
 
     def extra_repr(self) -> str:
         return (
@@ -939,7 +946,8 @@ class ODEClassifier(_PathModel):
         atol: absolute tolerance of an adaptive solve.
         **solve_kwargs: further keywords for :func:`hybrideq.solve`; for fixed steps pass
             ``adaptive=False, dt=h`` (or an explicit fixed-step solver such as ``Euler()``
-            with ``dt``).
+            with ``dt``). A ``regularizer`` (:mod:`hybrideq.regularizers`) among them is
+            computed in training mode only and returned in ``out.regularization``.
 
     Example:
         >>> import torch, hybrideq as hq
@@ -991,6 +999,9 @@ class ODEClassifier(_PathModel):
         prob = ODEProblem(_ode_drift, z0, _span(path), (self.field, path, path.tensors()))
         t1 = prob.tspan[1]
         saveat = t1.reshape(-1, 1) if t1.ndim else t1[None]
+        kwargs = dict(self.solve_kwargs)
+        if not self.training:
+            kwargs.pop("regularizer", None)
         sol = solve(
             prob,
             self.solver,
@@ -998,10 +1009,10 @@ class ODEClassifier(_PathModel):
             rtol=self.rtol,
             atol=self.atol,
             sensealg=self.sensealg,
-            **self.solve_kwargs,
+            **kwargs,
         )
         z = sol.y[:, -1]
-        return ClassifierOutput(self.readout(z), z, sol)
+        return ClassifierOutput(self.readout(z), z, sol, sol.regularization)
 
     def extra_repr(self) -> str:
         return (
