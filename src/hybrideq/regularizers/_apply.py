@@ -198,6 +198,11 @@ def _subproblem(prob: Any, y0: Tensor, t0: Tensor, t1: Tensor) -> Any:
     return sub
 
 
+def _take(y: Tensor, col: Tensor) -> Tensor:
+    """Row ``col[b]`` of every sample's saved states: ``y (B, T, n)``, ``col (B, 1)`` → ``(B, n)``."""
+    return y.gather(1, col[:, :, None].expand(-1, 1, y.shape[-1]))[:, 0]
+
+
 def _last_col(y: Tensor, prob: Any) -> Tensor:
     """The final state ``(batch, n)`` of a solve saved without saveat (padded rows)."""
     return _flat(y, prob)[:, -1]
@@ -291,7 +296,7 @@ def _bridge(
     before = k[:, 0] < 0
     kk = k.clamp_min(0)
     ts_k = ts.gather(1, kk)[:, 0]
-    ys_k = y_flat.gather(1, kk[:, :, None].expand(-1, 1, y_flat.shape[-1]))[:, 0]
+    ys_k = _take(y_flat, kk)
     y0 = prob.y0.reshape(batch, -1)
     t_s = torch.where(before, t0, ts_k)
     y_s = torch.where(before[:, None], y0, ys_k)
@@ -403,7 +408,9 @@ def solve_regularized(
         tr = _draw_unbiased(prob, joint)
         if s_user is not None and not use_dense:
             extra_times.append(tr)
-    if integ and s_user is not None and not bool((s_user[:, -1] == t1).all()):
+    # The integrals are read at t1: a save time there, unless every sample has one.
+    t1_extra = integ and s_user is not None and not bool((s_user[:, -1] == t1).all())
+    if t1_extra:
         extra_times.append(t1.clone())
 
     # The main solve.
@@ -430,7 +437,7 @@ def solve_regularized(
     values: list[Tensor] = []
     for term in glob:
         assert sol.heuristics is not None
-        values.append(term.from_heuristics(sol.heuristics))  # type: ignore[attr-defined]
+        values.append(term.from_heuristics(sol.heuristics))
 
     # Local terms: y(t_r), then one step.
     if local:
@@ -442,8 +449,7 @@ def solve_regularized(
             assert dense is not None
             ur = dense.at(tr[:, None])[:, 0]  # type: ignore[attr-defined]
         elif cols_extra and sampling == "unbiased":
-            c = cols_extra[0]
-            ur = y_flat.gather(1, c[:, :, None].expand(-1, 1, y_flat.shape[-1]))[:, 0]
+            ur = _take(y_flat, cols_extra[0])
         else:
             ur = _bridge(main_prob, solver, sol, y_flat, tr, kw)
         ur = ur[:, :n]
@@ -453,17 +459,12 @@ def solve_regularized(
             if h is None:  # every sample had t_r = t1: a zero step
                 values.append(torch.zeros(batch, dtype=prob.dtype, device=prob.device))
             else:
-                values.append(term.from_heuristics(h))  # type: ignore[attr-defined]
+                values.append(term.from_heuristics(h))
 
     # Integral terms: the extra states at t1.
     if integ:
-        if s_user is None:
-            y_end = _last_col(sol.y, main_prob)
-        elif cols_extra and not bool((s_user[:, -1] == t1).all()):
-            c = cols_extra[-1]
-            y_end = y_flat.gather(1, c[:, :, None].expand(-1, 1, y_flat.shape[-1]))[:, 0]
-        else:
-            y_end = y_flat[:, -1]
+        # The t1 column, or the last one (a per-step save is padded with the final state).
+        y_end = _take(y_flat, cols_extra[-1]) if t1_extra else y_flat[:, -1]
         for i, _ in enumerate(integ):
             values.append(y_end[:, n + i])
 

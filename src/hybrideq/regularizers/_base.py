@@ -38,6 +38,10 @@ class AbstractRegularizer(abc.ABC):
         """The spec's weight in a sum (``weight`` field)."""
         return float(getattr(self, "weight", 1.0))
 
+    def from_heuristics(self, h: Any) -> Any:
+        """The value per sample from recorded heuristics (global and local terms)."""
+        raise TypeError(f"{self.name} is not read from solver heuristics")
+
     def __mul__(self, c: Any) -> AbstractRegularizer:
         if isinstance(c, bool) or not isinstance(c, (int, float)):
             return NotImplemented
