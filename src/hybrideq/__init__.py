@@ -10,7 +10,7 @@ Example:
     <ReturnCode.Success: 1>
 """
 
-from hybrideq import ensemble, library, nn, plotting, regularizers
+from hybrideq import ensemble, library, nn, plotting, regularizers, symbolic
 from hybrideq._version import __version__
 from hybrideq._workprecision import (
     Contender,
@@ -139,6 +139,7 @@ __all__ = [
     "nn",
     "plotting",
     "regularizers",
+    "symbolic",
     "scipy_contender",
     "solve",
     "workprecision",

@@ -13,10 +13,10 @@ ENGINES = ("auto", "torch", "julia")
 
 
 def julia_available() -> bool:
-    """Whether a Julia environment for the Julia engine is installed (never starts Julia)."""
-    return importlib.util.find_spec("juliacall") is not None and (
-        importlib.util.find_spec("hybrideq.engines.julia") is not None
-    )
+    """Whether juliacall and a Julia executable are installed (never starts or downloads Julia)."""
+    from hybrideq.engines.julia import find_julia
+
+    return importlib.util.find_spec("juliacall") is not None and find_julia() is not None
 
 
 def resolve_engine(problem: AbstractProblem, solver: AbstractSolver, engine: str) -> str:
