@@ -11,7 +11,7 @@
 #   TORCH_VERSION    torch version installed first                  (2.13.0)
 #   TORCH_INDEX_URL  wheel index for torch, e.g. https://download.pytorch.org/whl/cpu
 #   PYTEST_ARGS      extra pytest arguments, e.g. PYTEST_ARGS="-x -k ode"
-#   DEMO_ARGS        extra `hybrideq demo` arguments, e.g. DEMO_ARGS="--steps 50 --no-plot"
+#   DEMO_ARGS        extra `hybrideq demo` arguments, e.g. DEMO_ARGS="--lbfgs 30 --no-plot"
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -53,6 +53,10 @@ $(VENV)/.stamp-plot: pyproject.toml $(VENV)/.stamp-base
 	$(PIP_INSTALL) -e ".[plot]"
 	@touch $@
 
+$(VENV)/.stamp-demo: pyproject.toml $(VENV)/.stamp-base
+	$(PIP_INSTALL) -e ".[plot]" "pysindy>=2.0"
+	@touch $@
+
 $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-base
 	$(PIP_INSTALL) -e ".[test,dev]"
 	@touch $@
@@ -69,7 +73,7 @@ venv: $(VENV)/.stamp-core ## create .venv: pip, torch (pinned, first), then hybr
 
 # --------------------------------------------------------------------------- the README's commands
 
-demo: $(VENV)/.stamp-plot ## train a small neural ODE on a spiral; writes out/spiral_demo.png
+demo: $(VENV)/.stamp-demo ## the UDE Lotka–Volterra study; prints the discovered equations, writes out/ude_lotka_volterra.png
 	$(VENV)/bin/hybrideq demo $(DEMO_ARGS)
 
 lint: $(VENV)/.stamp-test ## ruff lint and format check

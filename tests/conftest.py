@@ -35,10 +35,17 @@ def _seed_torch() -> Iterator[None]:
 def _julia_unavailable() -> str | None:
     """Return why Julia tests cannot run, or ``None`` when juliacall imports.
 
-    juliacall is looked up first and imported only when installed: importing it starts Julia.
+    juliacall is looked up first, then a Julia executable (without downloading one), and
+    juliacall is imported only when both are there: importing it starts Julia, and without
+    an installed Julia it would try to download one.
     """
     if importlib.util.find_spec("juliacall") is None:
         return JULIA_SKIP_REASON
+    from hybrideq.engines.julia import apply_env_defaults, find_julia
+
+    if find_julia() is None:
+        return f"{JULIA_SKIP_REASON} (juliacall is installed, but no Julia executable was found)"
+    apply_env_defaults()
     try:
         importlib.import_module("juliacall")
     except Exception as exc:

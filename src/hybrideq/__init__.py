@@ -139,8 +139,8 @@ __all__ = [
     "nn",
     "plotting",
     "regularizers",
-    "symbolic",
     "scipy_contender",
     "solve",
+    "symbolic",
     "workprecision",
 ]

@@ -60,10 +60,17 @@ EXTRAS: dict[str, tuple[str, ...]] = {
         "matplotlib",
     ),
     "docs": ("mkdocs-material", "mkdocstrings"),
-    "test": ("pytest", "pytest-timeout", "tree-sitter", "tree-sitter-julia", "matplotlib"),
+    "test": (
+        "pytest",
+        "pytest-timeout",
+        "tree-sitter",
+        "tree-sitter-julia",
+        "matplotlib",
+        "pysindy",
+    ),
 }
 
-JULIA_NOT_INSTALLED = "not installed — run `hybrideq julia install` (not yet available)"
+JULIA_NOT_INSTALLED = 'not installed — pip install "hybrideq[julia]", then `hybrideq julia install`'
 
 # `hybrideq bench stiff`: what runs by default (names as on `hybrideq` / `hybrideq.library`).
 STIFF_PROBLEMS: tuple[str, ...] = ("robertson", "hires", "pollution", "van_der_pol")
@@ -221,9 +228,15 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _run_demo(demo_argv: list[str]) -> int:
-    """Run ``hybrideq.demo.main`` with the arguments that followed ``demo``."""
+    """Run the UDE Lotka–Volterra study (``hybrideq.ude_demo``), or with a first argument
+    ``spiral`` the neural-ODE spiral demo (``hybrideq.demo``), with the arguments that
+    followed ``demo``."""
     # Imported here, not at the top: the training code (and matplotlib) load only for `demo`.
-    demo = importlib.import_module("hybrideq.demo")
+    if demo_argv[:1] == ["spiral"]:
+        demo = importlib.import_module("hybrideq.demo")
+        demo_argv = demo_argv[1:]
+    else:
+        demo = importlib.import_module("hybrideq.ude_demo")
     result = demo.main(demo_argv)
     return result if isinstance(result, int) else 0
 
@@ -510,11 +523,36 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "demo",
         add_help=False,
-        help="train a small neural ODE on a spiral and plot it "
-        "(options: --steps N, --out PATH, --no-plot, --seed S; see `hybrideq demo --help`)",
-        description="Train a small neural ODE on a spiral and plot it.",
+        help="the UDE Lotka–Volterra study: train a hybrid model, discover its missing terms, "
+        "extrapolate (see `hybrideq demo --help`); `hybrideq demo spiral` trains a neural ODE "
+        "on a spiral",
+        description="The UDE Lotka–Volterra study, or `demo spiral` for the spiral neural ODE.",
     )
+
+    julia = commands.add_parser(
+        "julia", help="the Julia runtime: `hybrideq julia install` installs Julia and packages"
+    )
+    julia_commands = julia.add_subparsers(dest="julia_command", metavar="ACTION", required=True)
+    install = julia_commands.add_parser(
+        "install",
+        help="install Julia and the Julia packages of hybrideq and PySR with juliapkg "
+        "(downloads about 1 GB once; needs `pip install hybrideq[julia]`)",
+    )
+    install.set_defaults(handler=_cmd_julia_install)
     return parser
+
+
+def _cmd_julia_install(args: argparse.Namespace) -> int:
+    """``hybrideq julia install``: ``juliapkg.resolve()`` (Julia itself and every package in
+    the ``juliapkg.json`` files of the installed Python packages, PySR's included)."""
+    if importlib.util.find_spec("juliapkg") is None:
+        print('juliapkg is not installed: pip install "hybrideq[julia]"', file=sys.stderr)
+        return 1
+    juliapkg = importlib.import_module("juliapkg")
+    print("resolving the Julia environment with juliapkg (downloads Julia and packages once) …")
+    juliapkg.resolve()
+    print(f"Julia: {juliapkg.executable()}\nproject: {juliapkg.project()}")
+    return 0
 
 
 def _system_exit_code(exc: SystemExit) -> int:

@@ -16,8 +16,11 @@ from hybrideq.nn._neural_sde import (
     paper_dt,
 )
 from hybrideq.nn._paths import AbstractPath, CubicSplinePath, HermitePath
+from hybrideq.nn._ude import RBF, UDE
 
 __all__ = [
+    "RBF",
+    "UDE",
     "AbstractControlledSDE",
     "AbstractPath",
     "ClassifierOutput",

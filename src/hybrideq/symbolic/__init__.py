@@ -22,6 +22,7 @@ from hybrideq.symbolic._discover import (
     discover,
     import_pysr,
 )
+from hybrideq.symbolic._fit import FitResult, fit_parameters
 from hybrideq.symbolic._libraries import (
     AbstractLibrary,
     CustomLibrary,
@@ -39,6 +40,7 @@ __all__ = [
     "CustomLibrary",
     "DiscoveredModel",
     "FiniteDifference",
+    "FitResult",
     "FourierLibrary",
     "LibrarySum",
     "PolynomialLibrary",
@@ -49,5 +51,6 @@ __all__ = [
     "SymbolicODE",
     "SymbolicSDE",
     "discover",
+    "fit_parameters",
     "import_pysr",
 ]

@@ -75,6 +75,9 @@ class _TorchPrinter(PythonCodePrinter):
     def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
         return self._hprint_Pow(expr, rational=rational, sqrt="torch.sqrt")
 
+    def _print_sign(self, expr: sympy.sign) -> str:
+        return f"torch.sign({self._print(expr.args[0])})"
+
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
         # Piecewise((e1, c1), (e2, c2), …) → _where(c1, e1, _where(c2, e2, …))
         out = "math.nan"
@@ -118,22 +121,31 @@ class _TorchPrinter(PythonCodePrinter):
 
 
 def _heaviside(x: Any, at_zero: Any = 0.5) -> Tensor:
-    x = torch.as_tensor(x)
+    (x,) = _tensors(x)
     return torch.heaviside(x, torch.full_like(x, float(at_zero)))
 
 
+def _tensors(*values: Any) -> list[Tensor]:
+    """Tensors of one floating dtype: that of the first tensor argument (else float64)."""
+    like = next((v for v in values if isinstance(v, Tensor) and v.is_floating_point()), None)
+    dtype = like.dtype if like is not None else torch.float64
+    device = like.device if like is not None else None
+    return [torch.as_tensor(v, dtype=dtype, device=device) for v in values]
+
+
 def _minimum(a: Any, b: Any) -> Tensor:
-    a, b = torch.as_tensor(a), torch.as_tensor(b)
-    return torch.minimum(a, b.to(a.dtype) if b.is_floating_point() else b)
+    a, b = _tensors(a, b)
+    return torch.minimum(a, b)
 
 
 def _maximum(a: Any, b: Any) -> Tensor:
-    a, b = torch.as_tensor(a), torch.as_tensor(b)
-    return torch.maximum(a, b.to(a.dtype) if b.is_floating_point() else b)
+    a, b = _tensors(a, b)
+    return torch.maximum(a, b)
 
 
 def _where(cond: Any, a: Any, b: Any) -> Tensor:
-    return torch.where(torch.as_tensor(cond), torch.as_tensor(a), torch.as_tensor(b))
+    a, b = _tensors(a, b)
+    return torch.where(torch.as_tensor(cond), a, b)
 
 
 def _vector(values: Sequence[Any], y: Tensor, p: Any, t: Any) -> Tensor:

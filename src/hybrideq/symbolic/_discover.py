@@ -66,13 +66,19 @@ class SINDy(AbstractDiscoveryMethod):
             (sparse relaxed regularised regression with an L0 penalty), or any pysindy
             optimiser instance (then ``threshold``, ``alpha`` … are not used).
         threshold: the coefficient magnitude below which terms are dropped; a sequence
-            sweeps thresholds and keeps the model with the lowest AICc (the sweep of
-            Rackauckas et al. 2020 uses ``10**arange(-7, 0.1, 0.1)``).
-        alpha: the ridge penalty of STLSQ.
+            sweeps thresholds (the sweep of Rackauckas et al. 2020 uses
+            ``10**arange(-7, 0.1, 0.1)``) and keeps the sparsest model whose relative
+            residual ``‖Θξ − dy‖/‖dy‖`` is within ``sweep_tolerance`` of the best one.
+        alpha: the ridge penalty of STLSQ. Small by default (pysindy's 0.05): on an
+            unnormalised library whose columns are nearly collinear along a trajectory, a
+            large ridge spreads the weight over many columns and the first threshold
+            removes them all.
         max_iter: optimiser iterations.
         relax_coeff_nu: SR3's relaxation ν (its L0 weight is ``threshold²/(2ν)``).
         normalize_columns: scale library columns to unit norm before thresholding (the
             threshold then applies to the scaled coefficients).
+        sweep_tolerance: how much larger (in relative residual) than the best model of a
+            threshold sweep the chosen sparser model may be.
 
     Example:
         >>> import numpy as np, hybrideq as hq
@@ -86,10 +92,11 @@ class SINDy(AbstractDiscoveryMethod):
     library: AbstractLibrary = field(default_factory=lambda: PolynomialLibrary(2))
     optimizer: Any = "stlsq"
     threshold: float | Sequence[float] = 0.1
-    alpha: float = 0.05
+    alpha: float = 1e-8
     max_iter: int = 20
     relax_coeff_nu: float = 1.0
     normalize_columns: bool = False
+    sweep_tolerance: float = 0.01
 
     def __post_init__(self) -> None:
         if isinstance(self.optimizer, str) and self.optimizer not in ("stlsq", "sr3"):
@@ -143,22 +150,20 @@ class SINDy(AbstractDiscoveryMethod):
             if not isinstance(self.optimizer, str)
             else list(np.atleast_1d(np.asarray(self.threshold, dtype=float)))
         )
-        n_obs = dy.size
-        best: tuple[float, np.ndarray, float | None] | None = None
-        sweep = []
+        norm = float(np.sqrt((dy**2).sum())) or 1.0
+        fits = []
         for thr in thresholds:
             opt = self._optimizer(0.0 if thr is None else float(thr))
             opt.fit(theta, dy)
             xi = np.asarray(opt.coef_, dtype=float).reshape(dy.shape[1], len(terms))
-            rss = float(((theta @ xi.T - dy) ** 2).sum())
-            k = int(np.count_nonzero(xi))
-            # AICc of a Gaussian residual: N ln(RSS/N) + 2k + 2k(k+1)/(N-k-1)
-            aicc = n_obs * np.log(max(rss, 1e-300) / n_obs) + 2 * k
-            aicc += 2 * k * (k + 1) / max(n_obs - k - 1, 1)
-            sweep.append((thr, k, rss, aicc))
-            if best is None or aicc < best[0]:
-                best = (aicc, xi, thr)
-        assert best is not None
+            rel = float(np.sqrt(((theta @ xi.T - dy) ** 2).sum())) / norm
+            fits.append((thr, int(np.count_nonzero(xi)), rel, xi))
+        # the sparsest model within `sweep_tolerance` of the best residual (ties: lower residual)
+        best_rel = min(f[2] for f in fits)
+        ok = [f for f in fits if f[2] <= best_rel + self.sweep_tolerance and f[1] > 0] or fits
+        chosen = min(ok, key=lambda f: (f[1], f[2]))
+        sweep = [(f[0], f[1], f[2]) for f in fits]
+        best = (chosen[2], chosen[3], chosen[0])
         xi = best[1]
         exprs = [
             sympy.Add(
@@ -170,7 +175,7 @@ class SINDy(AbstractDiscoveryMethod):
             "library": terms,
             "coefficients": xi,
             "threshold": best[2],
-            "sweep": sweep,
+            "sweep": sweep,  # (threshold, nonzero terms, relative residual) per threshold
         }
         return exprs, info
 

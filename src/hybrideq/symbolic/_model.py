@@ -297,8 +297,18 @@ class SymbolicODE(AbstractSymbolicModel):
 
     @property
     def jacobian(self) -> sympy.Matrix:
-        """The analytic Jacobian ``∂f_i/∂x_j`` as a sympy matrix."""
-        return sympy.Matrix(self.drift).jacobian(self.states)
+        """The analytic Jacobian ``∂f_i/∂x_j`` as a sympy matrix.
+
+        States, parameters and time are differentiated as real symbols (so that
+        ``d|x|/dx = sign(x)``, not an expression in ``re`` and ``im``).
+        """
+        symbols = (*self.states, *self.params, self.t)
+        real = {s: sympy.Dummy(s.name, real=True) for s in symbols}
+        back = {v: k for k, v in real.items()}
+        J = sympy.Matrix([e.xreplace(real) for e in self.drift]).jacobian(
+            [real[s] for s in self.states]
+        )
+        return J.xreplace(back)
 
     @property
     def sparsity(self) -> Tensor:
