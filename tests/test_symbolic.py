@@ -675,3 +675,26 @@ def test_ude_lotka_volterra_study_recovers_the_interaction_terms(tmp_path: Path)
         assert err <= 0.10, (name, found, true)
     assert result.errors["recovered_rms"] < result.errors["ude_rms"]
     assert ude_demo.plot(result, tmp_path / "lv.png") and (tmp_path / "lv.png").stat().st_size > 0
+
+
+def test_julia_install_command_calls_juliapkg_resolve(monkeypatch, capsys) -> None:
+    """A recording stand-in for juliapkg (not Julia): checks the command's Python side only."""
+    import types
+
+    from hybrideq import cli
+
+    calls: list[str] = []
+    fake = types.ModuleType("juliapkg")
+    fake.resolve = lambda: calls.append("resolve")  # type: ignore[attr-defined]
+    fake.executable = lambda: "/opt/julia/bin/julia"  # type: ignore[attr-defined]
+    fake.project = lambda: "/env/julia_env"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "juliapkg", fake)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    assert cli.main(["julia", "install"]) == 0
+    assert calls == ["resolve"] and "/opt/julia/bin/julia" in capsys.readouterr().out
+
+
+def test_demo_spiral_is_still_reachable(tmp_path: Path) -> None:
+    from hybrideq import cli
+
+    assert cli.main(["demo", "spiral", "--steps", "0", "--no-plot"]) == 0
