@@ -225,14 +225,17 @@ class StudyResult:
     seconds: float
 
 
+def _pad(y: Tensor, length: int) -> Tensor:
+    """A failed solve keeps what it computed; pad its rows with NaN up to ``length``."""
+    if y.shape[0] >= length:
+        return y
+    return torch.cat([y, torch.full((length - y.shape[0], y.shape[1]), math.nan, dtype=y.dtype)])
+
+
 def _long_solve(f_problem: Any, t_long: Tensor) -> tuple[Tensor, ReturnCode]:
     sol = solve(f_problem, Vern7(), saveat=t_long, rtol=1e-10, atol=1e-12, maxiters=200_000)
     rc = sol.retcode if isinstance(sol.retcode, ReturnCode) else sol.retcode[0]
-    y = sol.y
-    if y.shape[0] < t_long.shape[0]:  # a failed solve keeps what it computed; pad with NaN
-        pad = torch.full((t_long.shape[0] - y.shape[0], y.shape[1]), math.nan, dtype=y.dtype)
-        y = torch.cat([y, pad])
-    return y, rc
+    return _pad(sol.y, t_long.shape[0]), rc
 
 
 def run_study(
@@ -278,10 +281,7 @@ def run_study(
     truth_long, _ = _long_solve(lotka_volterra().problem(U0, (0.0, t_extrapolate)), t_long)
     with torch.no_grad():
         out = ude(data.noisy[0], t_long)
-    ude_long = out.y
-    if ude_long.shape[0] < t_long.shape[0]:
-        pad = torch.full((t_long.shape[0] - ude_long.shape[0], 2), math.nan, dtype=torch.float64)
-        ude_long = torch.cat([ude_long, pad])
+    ude_long = _pad(out.y, t_long.shape[0])
     recovered_long, _ = _long_solve(recovered.problem(fit.y0, (0.0, t_extrapolate)), t_long)
     errors = {}
     for name, pred in (("ude", ude_long), ("recovered", recovered_long)):

@@ -374,8 +374,7 @@ class SymbolicODE(AbstractSymbolicModel):
             sparse: pass the sparsity pattern as ``jac_prototype`` (default: when at most
                 a quarter of the Jacobian's entries are structurally nonzero).
         """
-        if dtype is None:
-            dtype = y0.dtype if isinstance(y0, Tensor) and y0.is_floating_point() else torch.float64
+        dtype = _dtype_of(y0, dtype)
         y = self.state_vector(y0, dtype=dtype)
         pv = self.parameter_vector(p, dtype=dtype, device=y.device)
         pattern = self.sparsity
@@ -577,8 +576,7 @@ class SymbolicSDE(AbstractSymbolicModel):
         self, y0: Any, tspan: Any, p: Any = None, *, dtype: torch.dtype | None = None
     ) -> SDEProblem:
         """Build an :class:`~hybrideq.SDEProblem` with the compiled drift and diffusion."""
-        if dtype is None:
-            dtype = y0.dtype if isinstance(y0, Tensor) and y0.is_floating_point() else torch.float64
+        dtype = _dtype_of(y0, dtype)
         y = self.state_vector(y0, dtype=dtype)
         pv = self.parameter_vector(p, dtype=dtype, device=y.device)
         return SDEProblem(
@@ -643,6 +641,13 @@ class SymbolicSDE(AbstractSymbolicModel):
             f"SymbolicSDE(drift={list(self.drift)}, diffusion={list(self.diffusion)}, "
             f"noise={self.noise!r}; params={list(self.params)})"
         )
+
+
+def _dtype_of(y0: Any, dtype: torch.dtype | None) -> torch.dtype:
+    """``dtype`` if given, else ``y0``'s floating dtype, else float64."""
+    if dtype is not None:
+        return dtype
+    return y0.dtype if isinstance(y0, Tensor) and y0.is_floating_point() else torch.float64
 
 
 def _split_equations(equations: Any) -> tuple[list[Any], list[Any]]:
