@@ -29,7 +29,9 @@ from hybrideq.symbolic import (
     SymbolicSDE,
     discover,
     fit_parameters,
+    select_model,
 )
+from hybrideq.symbolic._fit import information_criterion
 
 x, y, z = sp.symbols("x y z")
 a, b, c, d = sp.symbols("alpha beta gamma delta")
@@ -438,6 +440,12 @@ def test_threshold_sweep_picks_the_sparse_model() -> None:
     assert set(found["x"]) == {"v"} and set(found["v"]) == {"x", "v"}
     assert abs(found["v"]["x"] + 4) < 1e-4 and abs(found["v"]["v"] + 0.5) < 1e-4
     assert len(model.info["sweep"]) == 9
+    # every distinct set of terms of the sweep, sparsest first, the chosen one among them
+    sizes = [sum(len(_coefficients(m)[k]) for k in ("x", "v")) for m in model.alternatives]
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes) and sizes[0] >= 1
+    assert any(_coefficients(m) == found for m in model.alternatives)
+    assert all(np.isfinite(m.r2).all() for m in model.alternatives)
+    assert discover(t, Y, method=SINDy(threshold=0.1), states=["x", "v"]).alternatives == []
 
 
 def test_libraries_make_the_expected_terms() -> None:
@@ -617,6 +625,92 @@ def test_fit_parameters_recovers_a_decay_rate_and_y0() -> None:
         fit_parameters(decay, t, data, fit=["q"])
     with pytest.raises(ValueError, match=r"t must be \(T,\) and y \(T, 1\)"):
         fit_parameters(decay, t, data[:-1])
+
+
+def test_best_subset_candidates_are_the_best_least_squares_fits_of_each_size() -> None:
+    t = np.linspace(0, 3, 61)
+    Y = np.stack([1 + 0.5 * np.sin(t), 2 + np.cos(1.3 * t)], 1)
+    xy = Y[:, 0] * Y[:, 1]
+    dy = np.stack([-0.9 * xy + 0.05 * Y[:, 0] ** 2, 0.8 * xy - 0.3 * Y[:, 1]], 1)
+    model = discover(t, Y, dy, method=SINDy(threshold=[0.5, 1.0], best_subset=2), states=["x", "y"])
+    subsets = {m.info["threshold"]: _coefficients(m) for m in model.alternatives}
+    two = subsets["best 2-term subsets"]
+    assert two["x"] == {"x*y": pytest.approx(-0.9), "x**2": pytest.approx(0.05)}
+    assert two["y"] == {"x*y": pytest.approx(0.8), "y": pytest.approx(-0.3)}
+    # the one-term model (found by the sweep too; the duplicate is kept once)
+    ones = [c for c in subsets.values() if set(c["x"]) == set(c["y"]) == {"x*y"}]
+    lstsq = np.linalg.lstsq(xy[:, None], dy[:, 1], rcond=None)[0][0]
+    assert len(ones) == 1 and ones[0]["y"]["x*y"] == pytest.approx(lstsq, rel=1e-9)
+    with pytest.raises(ValueError, match=r"best_subset must be >= 0"):
+        SINDy(best_subset=-1)
+    with pytest.raises(ValueError, match=r"at most 20"):
+        discover(t, Y, dy, method=SINDy(library=PolynomialLibrary(5), best_subset=1))
+
+
+def test_with_defaults_replaces_parameter_values() -> None:
+    k, q = sp.symbols("k q")
+    model = SymbolicODE({x: -k * x + q}, params={k: 1.0, q: 0.0})
+    new = model.with_defaults({"k": 2.5})
+    assert new.defaults == {k: 2.5, q: 0.0} and model.defaults == {k: 1.0, q: 0.0}
+    p = new.parameter_vector(None)
+    assert p is not None and p.tolist() == [2.5, 0.0]
+    np.testing.assert_allclose(new.to_numpy()(0.0, np.array([2.0]), p.numpy()), [-5.0])
+    with pytest.raises(ValueError, match=r"values: r is not a parameter"):
+        model.with_defaults({"r": 1.0})
+
+
+def test_information_criteria_match_their_formulas() -> None:
+    n, k, mse = 62, 4, 2e-3
+    aic = n * np.log(mse) + 2 * k
+    assert information_criterion("aic", mse, k, n) == pytest.approx(aic, rel=1e-14)
+    assert information_criterion("aicc", mse, k, n) == pytest.approx(
+        aic + 2 * k * (k + 1) / (n - k - 1), rel=1e-14
+    )
+    assert information_criterion("bic", mse, k, n) == pytest.approx(
+        n * np.log(mse) + k * np.log(n), rel=1e-14
+    )
+    assert information_criterion("aicc", mse, 61, 62) == np.inf
+    assert information_criterion("aic", float("inf"), 1, 62) == np.inf
+
+
+def test_select_model_prefers_the_true_terms_over_ones_that_fit_the_noise() -> None:
+    """Lotka–Volterra with 5 % noise: a spurious x² term lowers the residual a little but
+    not enough to pay for its parameter; without the interaction term the fit is poor."""
+    from hybrideq import ude_demo
+
+    data = ude_demo.make_data(seed=0)
+    b1, g1, e1 = sp.symbols("c_x_0 c_y_0 c_x_1")
+    known = SymbolicODE({x: a * x, y: -d * y}, params={a: 1.3, d: 1.8})
+    true = known.add_terms({x: b1 * x * y, y: g1 * x * y}, params={b1: -0.8, g1: 0.7})
+    spurious = known.add_terms(
+        {x: b1 * x * y + e1 * x**2, y: g1 * x * y}, params={b1: -0.8, g1: 0.7, e1: 0.0}
+    )
+    missing = known.add_terms({y: g1 * x * y}, params={g1: 0.7})
+    choice = select_model(
+        [missing, spurious, true], data.t, data.noisy, fit="c_*", fit_y0=True, progress=False
+    )
+    assert choice.index == 2 and [r["k"] for r in choice.table] == [3, 5, 4]
+    assert choice.table[1]["mse"] <= choice.table[2]["mse"] * (1 + 1e-6)  # spurious fits more
+    assert choice.table[0]["delta"] > 50  # the missing term is plainly needed
+    # the refit is the least-squares fit of the true structure (seed 0: β 0.858, γ 0.848)
+    direct = fit_parameters(true, data.t, data.noisy, fit=[b1, g1], fit_y0=True)
+    assert choice.model.defaults[b1] == pytest.approx(direct.params[b1], rel=1e-6)
+    assert abs(-choice.model.defaults[b1] - 0.9) / 0.9 < 0.1
+    assert abs(choice.model.defaults[g1] - 0.8) / 0.8 < 0.1
+    assert "→" in str(choice) and "aicc" in str(choice)
+    # nothing to fit: the candidate is scored as it is
+    lv = ude_demo.lotka_volterra()
+    plain = select_model([lv], data.t, data.noisy, fit=[], progress=False)
+    sol = hq.solve(lv.problem(data.noisy[0], (0.0, 3.0)), hq.Tsit5(), saveat=data.t, rtol=1e-7)
+    assert plain.table[0]["k"] == 0 and plain.fit.loss == pytest.approx(
+        float(((sol.y - data.noisy) ** 2).mean()), rel=1e-6
+    )
+    with pytest.raises(ValueError, match=r"criterion must be one of"):
+        select_model([true], data.t, data.noisy, criterion="hqc")
+    with pytest.raises(ValueError, match=r"no candidate models"):
+        select_model([], data.t, data.noisy)
+    with pytest.raises(TypeError, match=r"models must be SymbolicODEs"):
+        select_model([true, "x' = -x"], data.t, data.noisy)
 
 
 class _ExactMissing(torch.nn.Module):

@@ -9,9 +9,11 @@ The study then
    (α, δ known; ``U`` a 2→5→5→5→2 network with ``exp(−x²)`` activations) with Adam, then
    L-BFGS;
 2. evaluates ``U`` along the learned trajectory (every 0.05) and discovers sympy equations
-   for it with SINDy (STLSQ over the polynomials up to degree 2);
-3. puts the discovered terms back beside ``αx`` and ``−δy`` as a
-   :class:`~hybrideq.symbolic.SymbolicODE`, refits their coefficients to the data, and
+   for it with SINDy (STLSQ over the polynomials up to degree 2, thresholds 1e-3 … 1);
+3. puts each distinct model of the threshold sweep back beside ``αx`` and ``−δy`` as a
+   :class:`~hybrideq.symbolic.SymbolicODE`, refits its coefficients to the data and keeps
+   the sparsest within 2 of the best AICc (:func:`~hybrideq.symbolic.select_model`,
+   Mangan et al. 2017), and
 4. extrapolates the truth, the UDE and the discovered model to ``t = 20``.
 
 Run it with ``hybrideq demo`` (``make demo``): quick settings, a printed summary (the
@@ -40,11 +42,11 @@ from hybrideq.solve import solve
 from hybrideq.solvers import Tsit5, Vern7
 from hybrideq.symbolic import (
     DiscoveredModel,
-    FitResult,
+    ModelSelection,
     PolynomialLibrary,
     SINDy,
     SymbolicODE,
-    fit_parameters,
+    select_model,
 )
 
 __all__ = [
@@ -128,7 +130,7 @@ def train(
     *,
     adam_iterations: int = 200,
     lbfgs_iterations: int = 30,
-    lr: float = 0.1,
+    lr: float = 0.03,
     progress: bool = True,
 ) -> list[float]:
     """Fit the UDE to the noisy samples: Adam(``lr``), then L-BFGS; returns the losses.
@@ -213,8 +215,8 @@ class StudyResult:
     t_dense: Tensor
     learned: Tensor
     discovered: DiscoveredModel
+    selection: ModelSelection
     recovered: SymbolicODE
-    fit: FitResult
     check: dict[str, Any]
     t_long: Tensor
     truth_long: Tensor
@@ -267,22 +269,31 @@ def run_study(
         sindy = SINDy(
             library=library,
             threshold=list(10.0 ** np.arange(-3.0, 0.01, 0.1)) if threshold <= 0 else threshold,
-            sweep_tolerance=0.1,
         )
-        discovered = ude.discover(t_dense, learned, sindy)
-    recovered = ude.to_symbolic_ode(discovered, parametrize=True)
-    coefficient_names = [s for s in recovered.params if str(s).startswith("c_")]
-    fit = fit_parameters(
-        recovered, data.t, data.noisy, fit=coefficient_names, fit_y0=True, iterations=50
+        swept = ude.discover(t_dense, learned, sindy)
+    # every distinct model of the sweep, with its coefficients refit to the data through the
+    # solver, scored by AICc (Mangan et al. 2017): the sparsest within 2 of the best wins
+    candidates = swept.alternatives or [swept]
+    selection = select_model(
+        [ude.to_symbolic_ode(c, parametrize=True) for c in candidates],
+        data.t,
+        data.noisy,
+        fit="c_*",
+        fit_y0=True,
+        iterations=50,
+        progress=progress,
     )
-    recovered = SymbolicODE(recovered.equations, recovered.states, fit.params, t=recovered.t)
+    discovered = candidates[selection.index]
+    recovered = selection.model
     check = check_recovery(recovered)
     t_long = torch.arange(0.0, t_extrapolate + 0.025, 0.05, dtype=torch.float64)
     truth_long, _ = _long_solve(lotka_volterra().problem(U0, (0.0, t_extrapolate)), t_long)
     with torch.no_grad():
         out = ude(data.noisy[0], t_long)
     ude_long = _pad(out.y, t_long.shape[0])
-    recovered_long, _ = _long_solve(recovered.problem(fit.y0, (0.0, t_extrapolate)), t_long)
+    recovered_long, _ = _long_solve(
+        recovered.problem(selection.fit.y0, (0.0, t_extrapolate)), t_long
+    )
     errors = {}
     for name, pred in (("ude", ude_long), ("recovered", recovered_long)):
         diff = (pred - truth_long).norm(dim=1)
@@ -295,8 +306,8 @@ def run_study(
         t_dense=t_dense,
         learned=learned,
         discovered=discovered,
+        selection=selection,
         recovered=recovered,
-        fit=fit,
         check=check,
         t_long=t_long,
         truth_long=truth_long,
@@ -384,6 +395,20 @@ def plot(result: StudyResult, out: Path) -> bool:
     return True
 
 
+def _discovered_terms(model: SymbolicODE) -> dict[sympy.Symbol, sympy.Expr]:
+    """The added terms of a recovered model: those with a ``c_*`` coefficient."""
+    return {
+        s: sympy.Add(
+            *(
+                m
+                for m in sympy.Add.make_args(e)
+                if any(str(p).startswith("c_") for p in m.free_symbols)
+            )
+        )
+        for s, e in model.equations.items()
+    }
+
+
 def summary(result: StudyResult) -> str:
     """The printed report."""
     r = result
@@ -393,8 +418,20 @@ def summary(result: StudyResult) -> str:
         "(α = 1.3, δ = 1.8 known)",
         f"  training  loss {r.losses[0]:.4g} → {r.losses[-1]:.4g} "
         f"({len(r.losses)} iterations: Adam, then L-BFGS)",
-        "  discovered missing terms (SINDy, STLSQ over 1, x, y, x², xy, y²):",
+        "  SINDy (STLSQ over 1, x, y, x², xy, y², thresholds 1e-3 … 1): candidate models "
+        "refit to the data, AICc (→ chosen: the sparsest within 2 of the best)",
     ]
+    sel = r.selection
+    for i, (model, row) in enumerate(zip(sel.models, sel.table, strict=True)):
+        added = "; ".join(
+            " + ".join(str(m.as_coeff_Mul()[1]) for m in sympy.Add.make_args(e) if m != 0) or "0"
+            for e in _discovered_terms(model).values()
+        )
+        lines.append(
+            f"    {'→' if i == sel.index else ' '} U = ({added}): {int(row['k'])} parameters, "
+            f"mse {row['mse']:.3g}, ΔAICc {row['delta']:.1f}"
+        )
+    lines.append("  discovered missing terms (before the refit):")
     lines += [f"    U_{s} = {e}" for s, e in r.discovered.equations.items()]
     lines.append("  recovered model, coefficients refit to the data:")
     lines += [
@@ -430,8 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold",
         type=float,
         default=0.0,
-        help="SINDy threshold (default 0: sweep 1e-3 … 1 and keep the sparsest model within "
-        "10 %% of the best residual)",
+        help="SINDy threshold (default 0: sweep 1e-3 … 1, refit every distinct model to the "
+        "data and choose by AICc)",
     )
     parser.add_argument(
         "--t-end", type=float, default=20.0, help="extrapolate to this time (default 20)"

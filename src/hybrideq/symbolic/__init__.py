@@ -5,7 +5,8 @@
   and LaTeX.
 - :func:`discover`: equations from data, by :class:`SINDy` (pysindy) or :class:`PySR`
   (SymbolicRegression.jl), with derivative estimates from noisy samples.
-- :func:`fit_parameters`: refit a symbolic model's parameters to trajectories.
+- :func:`fit_parameters`: refit a symbolic model's parameters to trajectories;
+  :func:`select_model`: refit several candidates and choose by information criterion.
 """
 
 from hybrideq.symbolic._derivatives import (
@@ -22,7 +23,7 @@ from hybrideq.symbolic._discover import (
     discover,
     import_pysr,
 )
-from hybrideq.symbolic._fit import FitResult, fit_parameters
+from hybrideq.symbolic._fit import FitResult, ModelSelection, fit_parameters, select_model
 from hybrideq.symbolic._libraries import (
     AbstractLibrary,
     CustomLibrary,
@@ -43,6 +44,7 @@ __all__ = [
     "FitResult",
     "FourierLibrary",
     "LibrarySum",
+    "ModelSelection",
     "PolynomialLibrary",
     "PySR",
     "SINDy",
@@ -53,4 +55,5 @@ __all__ = [
     "discover",
     "fit_parameters",
     "import_pysr",
+    "select_model",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,7 +70,9 @@ class SINDy(AbstractDiscoveryMethod):
         threshold: the coefficient magnitude below which terms are dropped; a sequence
             sweeps thresholds (the sweep of Rackauckas et al. 2020 uses
             ``10**arange(-7, 0.1, 0.1)``) and keeps the sparsest model whose relative
-            residual ``‖Θξ − dy‖/‖dy‖`` is within ``sweep_tolerance`` of the best one.
+            residual ``‖Θξ − dy‖/‖dy‖`` is within ``sweep_tolerance`` of the best one;
+            every distinct model of the sweep is kept in
+            :attr:`DiscoveredModel.alternatives` (for :func:`select_model`).
         alpha: the ridge penalty of STLSQ. Small by default (pysindy's 0.05): on an
             unnormalised library whose columns are nearly collinear along a trajectory, a
             large ridge spreads the weight over many columns and the first threshold
@@ -79,6 +83,11 @@ class SINDy(AbstractDiscoveryMethod):
             threshold then applies to the scaled coefficients).
         sweep_tolerance: how much larger (in relative residual) than the best model of a
             threshold sweep the chosen sparser model may be.
+        best_subset: also offer, for each ``s = 1 … best_subset``, the model whose every
+            equation uses its best ``s`` library terms by least squares (an exhaustive
+            search, for libraries of at most 20 terms). These join
+            :attr:`DiscoveredModel.alternatives`: thresholding a nearly collinear library
+            can walk past the true sparse model, which a search by size still finds.
 
     Example:
         >>> import numpy as np, hybrideq as hq
@@ -97,6 +106,7 @@ class SINDy(AbstractDiscoveryMethod):
     relax_coeff_nu: float = 1.0
     normalize_columns: bool = False
     sweep_tolerance: float = 0.01
+    best_subset: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.optimizer, str) and self.optimizer not in ("stlsq", "sr3"):
@@ -107,6 +117,8 @@ class SINDy(AbstractDiscoveryMethod):
         thresholds = np.atleast_1d(np.asarray(self.threshold, dtype=float))
         if thresholds.size == 0 or (thresholds < 0).any():
             raise ValueError(f"SINDy: threshold must be >= 0, got {self.threshold!r}")
+        if self.best_subset < 0:
+            raise ValueError(f"SINDy: best_subset must be >= 0, got {self.best_subset}")
         if not isinstance(self.library, AbstractLibrary):
             raise TypeError(
                 "SINDy: library must be a hybrideq.symbolic library (PolynomialLibrary, "
@@ -162,22 +174,63 @@ class SINDy(AbstractDiscoveryMethod):
         best_rel = min(f[2] for f in fits)
         ok = [f for f in fits if f[2] <= best_rel + self.sweep_tolerance and f[1] > 0] or fits
         chosen = min(ok, key=lambda f: (f[1], f[2]))
-        sweep = [(f[0], f[1], f[2]) for f in fits]
-        best = (chosen[2], chosen[3], chosen[0])
-        xi = best[1]
-        exprs = [
-            sympy.Add(
-                *(sympy.Float(c, 15) * term for c, term in zip(row, terms, strict=True) if c != 0)
-            )
-            for row in xi
-        ]
+        # the distinct non-empty supports of the sweep, the best residual of each, sparsest
+        # first: the candidates for a selection by refit and information criterion
+        supports: dict[bytes, tuple[Any, int, float, np.ndarray]] = {}
+        for f in fits + self._best_subsets(theta, dy, norm):
+            key = (f[3] != 0).tobytes()
+            if f[1] > 0 and (key not in supports or f[2] < supports[key][2]):
+                supports[key] = f
+        candidates = sorted(supports.values(), key=lambda f: (f[1], f[2]))
         info = {
             "library": terms,
-            "coefficients": xi,
-            "threshold": best[2],
-            "sweep": sweep,  # (threshold, nonzero terms, relative residual) per threshold
+            "coefficients": chosen[3],
+            "threshold": chosen[0],
+            "sweep": [(f[0], f[1], f[2]) for f in fits],  # (threshold, nonzeros, residual)
+            "candidates": [
+                (f[0], f[1], f[2], _expressions(f[3], terms))
+                for f in candidates
+                if len(candidates) > 1
+            ],
         }
-        return exprs, info
+        return _expressions(chosen[3], terms), info
+
+    def _best_subsets(
+        self, theta: np.ndarray, dy: np.ndarray, norm: float
+    ) -> list[tuple[Any, int, float, np.ndarray]]:
+        """Per size ``s``, each equation's best ``s``-term least-squares fit."""
+        n_terms = theta.shape[1]
+        if self.best_subset == 0:
+            return []
+        if n_terms > 20:
+            raise ValueError(
+                f"SINDy: best_subset searches every subset; the library has {n_terms} terms "
+                "(at most 20)"
+            )
+        out = []
+        for size in range(1, min(self.best_subset, n_terms) + 1):
+            xi = np.zeros((dy.shape[1], n_terms))
+            for j in range(dy.shape[1]):
+                best: tuple[float, tuple[int, ...], np.ndarray] = (math.inf, (), np.zeros(0))
+                for cols in itertools.combinations(range(n_terms), size):
+                    coef = np.linalg.lstsq(theta[:, cols], dy[:, j], rcond=None)[0]
+                    res = float(((theta[:, cols] @ coef - dy[:, j]) ** 2).sum())
+                    if res < best[0]:
+                        best = (res, cols, coef)
+                xi[j, list(best[1])] = best[2]
+            rel = float(np.sqrt(((theta @ xi.T - dy) ** 2).sum())) / norm
+            out.append((f"best {size}-term subsets", int(np.count_nonzero(xi)), rel, xi))
+        return out
+
+
+def _expressions(xi: np.ndarray, terms: Sequence[sympy.Expr]) -> list[sympy.Expr]:
+    """One sympy expression per row of the coefficient matrix ``xi`` over ``terms``."""
+    return [
+        sympy.Add(
+            *(sympy.Float(c, 15) * term for c, term in zip(row, terms, strict=True) if c != 0)
+        )
+        for row in xi
+    ]
 
 
 # --------------------------------------------------------------------------- PySR
@@ -288,6 +341,10 @@ class DiscoveredModel:
         info: diagnostics of the fit (SINDy: ``library``, ``coefficients``,
             ``threshold``, ``sweep``; PySR: the regressor).
         r2: the coefficient of determination of each equation on the fitting data.
+        alternatives: the other models a threshold sweep found (SINDy with a sequence of
+            thresholds: one per distinct set of terms, sparsest first, this one included);
+            pass them to :func:`~hybrideq.symbolic.select_model` to choose by refit and
+            information criterion instead of by residual. Empty otherwise.
     """
 
     def __init__(
@@ -296,14 +353,15 @@ class DiscoveredModel:
         t: sympy.Symbol,
         method: AbstractDiscoveryMethod,
         info: Mapping[str, Any],
-        r2: np.ndarray,
+        r2: np.ndarray | None = None,
     ) -> None:
         self.equations = dict(equations)
         self.states = tuple(self.equations)
         self.t = t
         self.method = method
         self.info = dict(info)
-        self.r2 = r2
+        self.r2 = r2 if r2 is not None else np.full(len(self.equations), np.nan)
+        self.alternatives: list[DiscoveredModel] = []
 
     def to_numpy(self) -> Callable[..., np.ndarray]:
         """The discovered right-hand side as NumPy ``f(t, y)`` (``y``: ``(n,)`` or ``(batch, n)``)."""
@@ -476,9 +534,18 @@ def discover(
     tsym = _symbol(t_symbol, "t_symbol")
     t_flat, y_flat, d_flat = tt.reshape(-1), yy.reshape(-1, n), dd.reshape(-1, n)
     exprs, info = method.fit(t_flat, y_flat, d_flat, syms, tsym)
-    model = DiscoveredModel(dict(zip(syms, exprs, strict=True)), tsym, method, info, np.zeros(n))
-    pred = model.to_numpy()(t_flat, y_flat)
-    ss_res = ((pred - d_flat) ** 2).sum(0)
-    ss_tot = ((d_flat - d_flat.mean(0)) ** 2).sum(0)
-    model.r2 = 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)
+
+    def scored(equations: Sequence[sympy.Expr], info: Mapping[str, Any]) -> DiscoveredModel:
+        model = DiscoveredModel(dict(zip(syms, equations, strict=True)), tsym, method, info)
+        pred = model.to_numpy()(t_flat, y_flat)
+        ss_res = ((pred - d_flat) ** 2).sum(0)
+        ss_tot = ((d_flat - d_flat.mean(0)) ** 2).sum(0)
+        model.r2 = 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)
+        return model
+
+    candidates = info.pop("candidates", [])
+    model = scored(exprs, info)
+    for thr, _, _, c_exprs in candidates:
+        alt = {k: v for k, v in info.items() if k != "coefficients"}
+        model.alternatives.append(scored(c_exprs, dict(alt, threshold=thr)))
     return model

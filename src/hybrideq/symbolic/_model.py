@@ -428,6 +428,32 @@ class SymbolicODE(AbstractSymbolicModel):
             functions=self.functions,
         )
 
+    def with_defaults(self, values: Mapping[Any, float]) -> SymbolicODE:
+        """The same model with new default parameter values (e.g. a fit's ``params``).
+
+        Args:
+            values: ``{parameter (symbol or name): value}``; parameters not named keep
+                their defaults (every parameter must end with one).
+        """
+        names = {str(s): s for s in self.params}
+        new = dict(self.defaults)
+        for k, v in values.items():
+            s = names.get(str(k))
+            if s is None:
+                raise ValueError(f"values: {k} is not a parameter of the model ({self.params})")
+            new[s] = float(v)
+        missing = [str(s) for s in self.params if s not in new]
+        if missing:
+            raise ValueError(f"values: no value for the parameters {missing}")
+        return SymbolicODE(
+            self.equations,
+            self.states,
+            {s: new[s] for s in self.params},
+            t=self.t,
+            mass_matrix=self.mass_matrix_expr,
+            functions=self.functions,
+        )
+
     # ----------------------------------------------------------------- other languages
 
     def julia_source(self, module: str = "HybridEqModel") -> str:
