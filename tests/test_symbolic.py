@@ -571,13 +571,13 @@ def test_env_defaults_are_set_but_never_override(monkeypatch) -> None:
     from hybrideq.engines.julia import JULIA_ENV_DEFAULTS, apply_env_defaults
 
     monkeypatch.setenv("PYTHON_JULIACALL_THREADS", "2")
-    monkeypatch.delenv("PYTHON_JULIACALL_OPTLEVEL", raising=False)
+    monkeypatch.delenv("PYTHON_JULIACALL_OPTIMIZE", raising=False)
     monkeypatch.delenv("PYTHON_JULIACALL_HANDLE_SIGNALS", raising=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         values = apply_env_defaults()
     assert values["PYTHON_JULIACALL_THREADS"] == "2"
-    assert values["PYTHON_JULIACALL_OPTLEVEL"] == JULIA_ENV_DEFAULTS["PYTHON_JULIACALL_OPTLEVEL"]
+    assert values["PYTHON_JULIACALL_OPTIMIZE"] == JULIA_ENV_DEFAULTS["PYTHON_JULIACALL_OPTIMIZE"]
     assert os.environ["PYTHON_JULIACALL_HANDLE_SIGNALS"] == "yes"
 
 
@@ -784,8 +784,14 @@ def test_julia_install_command_calls_juliapkg_resolve(monkeypatch, capsys) -> No
     fake.project = lambda: "/env/julia_env"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "juliapkg", fake)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
-    assert cli.main(["julia", "install"]) == 0
+    assert cli.main(["julia", "install", "--no-precompile"]) == 0
     assert calls == ["resolve"] and "/opt/julia/bin/julia" in capsys.readouterr().out
+    # without --no-precompile it then loads the engine once (a recording stand-in again)
+    from hybrideq.engines.julia import _engine
+
+    monkeypatch.setattr(_engine, "load_engine", lambda: calls.append("load"))
+    assert cli.main(["julia", "install"]) == 0
+    assert calls == ["resolve", "resolve", "load"] and "ready" in capsys.readouterr().out
 
 
 def test_demo_spiral_is_still_reachable(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """hybrideq: differential equations with neural parts, on PyTorch and Julia engines.
 
-Importing hybrideq never starts Julia and never downloads anything.
+Importing hybrideq never starts Julia and never downloads anything (unless
+``HYBRIDEQ_JULIA_FIRST=1`` asks it to start an installed Julia before torch).
 
 Example:
     >>> import torch, hybrideq as hq
@@ -9,6 +10,13 @@ Example:
     >>> sol.retcode
     <ReturnCode.Success: 1>
 """
+
+import os as _os
+
+if _os.environ.get("HYBRIDEQ_JULIA_FIRST") == "1":  # start Julia before torch (opt-in)
+    from hybrideq.engines.julia._runtime import import_before_torch as _import_before_torch
+
+    _import_before_torch()
 
 from hybrideq import ensemble, library, nn, plotting, regularizers, symbolic
 from hybrideq._version import __version__
@@ -27,7 +35,9 @@ from hybrideq.sensitivity import (
     AbstractSensitivityAlgorithm,
     BacksolveAdjoint,
     DirectBackprop,
+    GaussAdjoint,
     InterpolatingAdjoint,
+    QuadratureAdjoint,
     ReversibleAdjoint,
 )
 from hybrideq.solution import AdjointStats, Heuristics, ReturnCode, Solution, Stats
@@ -111,6 +121,7 @@ __all__ = [
     "DirectBackprop",
     "Euler",
     "EulerHeun",
+    "GaussAdjoint",
     "Heuristics",
     "ImplicitEM",
     "InterpolatingAdjoint",
@@ -118,6 +129,7 @@ __all__ = [
     "Kvaerno5",
     "Milstein",
     "ODEProblem",
+    "QuadratureAdjoint",
     "ReturnCode",
     "ReversibleAdjoint",
     "ReversibleHeun",

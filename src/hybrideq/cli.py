@@ -22,7 +22,6 @@ import importlib
 import importlib.util
 import platform
 import re
-import shutil
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError
@@ -156,6 +155,44 @@ def _torch_line() -> str:
 # --------------------------------------------------------------------------- commands
 
 
+def _julia_lines() -> list[str]:
+    """What the Julia engine has and which engine ``auto`` picks, without starting Julia."""
+    from hybrideq.engines import engine_choice, julia_available
+    from hybrideq.engines.julia import find_julia
+    from hybrideq.engines.julia._engine import engine_source_dir
+
+    lines = []
+    if importlib.util.find_spec("juliacall") is None:
+        lines.append(f"juliacall: {JULIA_NOT_INSTALLED}")
+    else:
+        lines.append(_juliacall_line())
+    exe = find_julia()
+    lines.append(
+        f"Julia executable: {exe}"
+        if exe
+        else "Julia executable: none installed (`hybrideq julia install` installs one; "
+        "nothing is downloaded until you run it)"
+    )
+    try:
+        lines.append(f"HybridEqEngine (Julia package): {engine_source_dir()}")
+    except FileNotFoundError as exc:
+        lines.append(f"HybridEqEngine: MISSING ({exc})")
+    import sympy
+
+    from hybrideq.solvers import Tsit5
+    from hybrideq.symbolic import SymbolicODE
+
+    x = sympy.Symbol("x")
+    symbolic = SymbolicODE({x: -x}).problem([1.0], (0.0, 1.0))
+    plain = symbolic.remake(f=lambda t, y, p: -y)
+    for what, prob in (("a sympy model", symbolic), ("a torch function", plain)):
+        engine, why = engine_choice(prob, Tsit5(), "auto")
+        lines.append(f"engine='auto' for {what} with Tsit5: {engine} ({why})")
+    if not julia_available():
+        lines.append("engine='julia': raises, with the install command")
+    return lines
+
+
 def _cmd_version(args: argparse.Namespace) -> int:
     """Print the hybrideq and torch versions, juliacall's presence and the devices."""
     print(f"hybrideq {__version__}")
@@ -210,13 +247,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         problems.append(f"torch cannot be imported: {exc}")
 
     print("\nJulia engine:")
-    if importlib.util.find_spec("juliacall") is None:
-        print(f"  {JULIA_NOT_INSTALLED}")
-    else:
-        print(f"  {_juliacall_line()}")
-        julia_exe = shutil.which("julia")
-        print(f"  julia executable on PATH: {julia_exe or 'none (juliapkg can download one)'}")
-        print("  engine: not yet available in this version (the torch engine is used)")
+    for line in _julia_lines():
+        print(f"  {line}")
 
     if problems:
         print("\nproblems:")
@@ -538,6 +570,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="install Julia and the Julia packages of hybrideq and PySR with juliapkg "
         "(downloads about 1 GB once; needs `pip install hybrideq[julia]`)",
     )
+    install.add_argument(
+        "--no-precompile",
+        action="store_true",
+        help="only resolve the environment; do not start Julia to precompile the engine",
+    )
     install.set_defaults(handler=_cmd_julia_install)
     return parser
 
@@ -552,6 +589,12 @@ def _cmd_julia_install(args: argparse.Namespace) -> int:
     print("resolving the Julia environment with juliapkg (downloads Julia and packages once) …")
     juliapkg.resolve()
     print(f"Julia: {juliapkg.executable()}\nproject: {juliapkg.project()}")
+    if not args.no_precompile:
+        from hybrideq.engines.julia._engine import load_engine
+
+        print("loading HybridEqEngine (precompiles the SciML packages the first time) …")
+        load_engine()
+        print("the Julia engine is ready: engine='julia' (or 'auto' for sympy models) uses it")
     return 0
 
 

@@ -9,7 +9,9 @@ __all__ = [
     "AbstractSensitivityAlgorithm",
     "BacksolveAdjoint",
     "DirectBackprop",
+    "GaussAdjoint",
     "InterpolatingAdjoint",
+    "QuadratureAdjoint",
     "ReversibleAdjoint",
 ]
 
@@ -94,3 +96,38 @@ class ReversibleAdjoint(AbstractSensitivityAlgorithm):
     of direct backpropagation of the same discrete solve, but no graph of the whole solve is
     kept (the name is diffrax's). Other solvers reject it.
     """
+
+
+@final
+@dataclass(frozen=True)
+class QuadratureAdjoint(AbstractSensitivityAlgorithm):
+    """Continuous adjoint with the parameter gradient as a quadrature (SciMLSensitivity).
+
+    The adjoint state is integrated backwards alone; ``∫ λᵀ ∂f/∂p dt`` is then computed by
+    adaptive Gauss–Kronrod quadrature over the forward interpolant. ODEs only. Runs on the
+    Julia engine (``solve(..., engine="julia")``); on the torch engine use
+    :class:`InterpolatingAdjoint`.
+
+    Args:
+        abstol: absolute tolerance of the quadrature.
+        reltol: relative tolerance of the quadrature.
+    """
+
+    abstol: float = 1e-6
+    reltol: float = 1e-3
+
+
+@final
+@dataclass(frozen=True)
+class GaussAdjoint(AbstractSensitivityAlgorithm):
+    """Continuous adjoint with the parameter gradient accumulated by Gauss quadrature on each
+    step of the backward solve (SciMLSensitivity's recommended adjoint for ODEs).
+
+    Runs on the Julia engine; on the torch engine use :class:`InterpolatingAdjoint`.
+
+    Args:
+        checkpointing: re-solve the forward problem between save points instead of
+            keeping its dense output.
+    """
+
+    checkpointing: bool = False

@@ -333,10 +333,46 @@ def _solve(
 ) -> Solution:
     """:func:`solve` without the regularizer (and with the regularizers' engine options)."""
     internal = internal if internal is not None else Internal()
-    if isinstance(prob, SDEProblem):
-        resolve_engine(prob, solver, engine)
-        rtol = 1e-2 if rtol is None else rtol
-        atol = 1e-2 if atol is None else atol
+    sde = isinstance(prob, SDEProblem)
+    if not sde and (seed is not None or brownian is not None):
+        raise ValueError("seed and brownian are for SDEProblems; an ODE solve takes neither")
+    rtol = (1e-2 if sde else 1e-3) if rtol is None else rtol
+    atol = (1e-2 if sde else 1e-6) if atol is None else atol
+    which = resolve_engine(
+        prob,
+        solver,
+        engine,
+        sensealg=sensealg,
+        options={
+            "heuristics": heuristics,
+            "progress": progress,
+            "dense": dense,
+            "stepping": stepping,
+            "initializealg": initializealg,
+            "brownian": brownian,
+            "internal": None if internal == Internal() else internal,
+            "saveat": None if saveat is None else torch.as_tensor(saveat),
+        },
+    )
+    if which == "julia":
+        from hybrideq.engines.julia._engine import solve_julia
+
+        return solve_julia(
+            prob,
+            solver,
+            saveat=None if saveat is None else torch.as_tensor(saveat, dtype=torch.float64),
+            rtol=rtol,
+            atol=atol,
+            dt=dt,
+            adaptive=adaptive,
+            dtmin=dtmin,
+            dtmax=dtmax,
+            maxiters=maxiters,
+            sensealg=sensealg,
+            seed=seed,
+        )
+    if sde:
+        assert isinstance(prob, SDEProblem)
         return _solve_sde(
             prob,
             solver,
@@ -357,11 +393,6 @@ def _solve(
             brownian=brownian,
             internal=internal,
         )
-    if seed is not None or brownian is not None:
-        raise ValueError("seed and brownian are for SDEProblems; an ODE solve takes neither")
-    rtol = 1e-3 if rtol is None else rtol
-    atol = 1e-6 if atol is None else atol
-    resolve_engine(prob, solver, engine)
     if isinstance(solver, AbstractSDESolver):
         raise ValueError(
             f"{solver.name} is an SDE method; an ODEProblem needs an ODE solver such as Tsit5()"
@@ -446,6 +477,7 @@ def _solve(
         stiffness_rms=internal.stiffness_rms,
         internal_heuristics=internal.internal_heuristics,
     )
+    assert isinstance(prob, ODEProblem)
     return solve_ode(prob, solver, opts)
 
 

@@ -198,13 +198,17 @@ class CompiledFunction:
     Attributes:
         fn: the callable.
         source: the Python source it was compiled from.
+        julia_model: the symbolic model whose right-hand side this is (set by
+            ``SymbolicODE.f`` / ``SymbolicSDE.f``): the Julia engine then runs the model's
+            generated Julia code instead of calling back into Python.
     """
 
-    __slots__ = ("fn", "source")
+    __slots__ = ("fn", "julia_model", "source")
 
     def __init__(self, fn: Callable[..., Any], source: str) -> None:
         self.fn = fn
         self.source = source
+        self.julia_model: Any = None
 
     def __call__(self, *args: Any) -> Any:
         return self.fn(*args)

@@ -323,6 +323,7 @@ class SymbolicODE(AbstractSymbolicModel):
         """The compiled right-hand side ``f(t, y, p)`` (its code in ``.f.source``)."""
         if self._f is None:
             self._f = self._compile("rhs", self.drift)
+            self._f.julia_model = self
         return self._f
 
     @property
@@ -589,6 +590,7 @@ class SymbolicSDE(AbstractSymbolicModel):
         """The compiled drift ``f(t, y, p)``."""
         if self._f is None:
             self._f = self._compile("drift", self.drift)
+            self._f.julia_model = self
         return self._f
 
     @property

@@ -7,7 +7,7 @@ here, so they share one Julia runtime with one set of defaults.
 Facts relied on (see ``shared/JULIA_BRIDGE.md`` §3–§5):
 
 - juliacall reads ``PYTHON_JULIACALL_HANDLE_SIGNALS``, ``PYTHON_JULIACALL_THREADS`` and
-  ``PYTHON_JULIACALL_OPTLEVEL`` once, at its first import (juliacall ``__init__.py``); PySR's
+  ``PYTHON_JULIACALL_OPTIMIZE`` once, at its first import (juliacall ``__init__.py``); PySR's
   ``julia_import.py`` sets the same three defaults (``yes``, ``auto``, ``3``) with
   ``os.environ.setdefault``, so whichever of PySR and hybrideq imports juliacall first,
   Julia starts with the same settings.
@@ -45,7 +45,9 @@ JULIA_ENV_DEFAULTS: dict[str, str] = {
     # signal handlers (juliacall docs, "Multi-threading"). The price: Ctrl-C is Julia's.
     "PYTHON_JULIACALL_HANDLE_SIGNALS": "yes",
     "PYTHON_JULIACALL_THREADS": "auto",
-    "PYTHON_JULIACALL_OPTLEVEL": "3",
+    # juliacall's option is `optimize` (`-X juliacall-optimize`, PYTHON_JULIACALL_OPTIMIZE;
+    # juliacall/__init__.py `choice('optimize', ...)`); its docs' "OPTLEVEL" is not read
+    "PYTHON_JULIACALL_OPTIMIZE": "3",
 }
 """Environment defaults set before juliacall's first import (the values PySR uses)."""
 
@@ -155,8 +157,22 @@ def require_julia(feature: str, *, python_packages: tuple[str, ...] = ("juliacal
     return exe
 
 
+JULIA_FIRST_VARIABLE = "HYBRIDEQ_JULIA_FIRST"
+"""Set to ``1`` to make ``import hybrideq`` start Julia before it imports torch."""
+
+_TORCH_FIRST_HINT = (
+    "torch was imported before juliacall: hybrideq imports torch, and this order has "
+    "crashed on some systems (heap corruption from clashing LLVM symbols: PythonCall.jl "
+    "#215, pytorch #78829). If Julia crashes, set HYBRIDEQ_JULIA_FIRST=1 before starting "
+    "Python (and import hybrideq before torch): `import hybrideq` then starts Julia first."
+)
+
+
 def import_juliacall(feature: str) -> Any:
     """Check for Julia, set the environment defaults and import juliacall.
+
+    juliacall warns whenever torch was imported first (its ``__init__``); that warning is
+    replaced by one that says what to do about it (:data:`JULIA_FIRST_VARIABLE`).
 
     Args:
         feature: what needs Julia, named in the error if it is missing.
@@ -166,6 +182,45 @@ def import_juliacall(feature: str) -> Any:
     """
     require_julia(feature)
     apply_env_defaults()
-    import juliacall
-
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import juliacall
+    for w in caught:
+        if "torch was imported before juliacall" in str(w.message):
+            warnings.warn(_TORCH_FIRST_HINT, RuntimeWarning, stacklevel=3)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return juliacall
+
+
+def import_before_torch() -> bool:
+    """Start Julia before torch is imported (``HYBRIDEQ_JULIA_FIRST=1``; pitfall 1 of
+    shared/JULIA_BRIDGE.md: juliacall first, as PySR does).
+
+    Called at the top of ``hybrideq/__init__.py`` when the variable is set. Does nothing,
+    with a warning, when torch is already imported (too late) or no Julia is installed.
+
+    Returns:
+        Whether juliacall was imported before torch.
+    """
+    if "juliacall" in sys.modules:
+        return True
+    if "torch" in sys.modules:
+        warnings.warn(
+            f"{JULIA_FIRST_VARIABLE}=1 has no effect: torch was imported before hybrideq; "
+            "import hybrideq first",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    if find_julia() is None or importlib.util.find_spec("juliacall") is None:
+        warnings.warn(
+            f"{JULIA_FIRST_VARIABLE}=1 has no effect: no Julia is installed ({JULIA_INSTALL_HINT})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    apply_env_defaults()
+    import juliacall  # noqa: F401
+
+    return True

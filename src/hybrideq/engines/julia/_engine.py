@@ -1,0 +1,439 @@
+"""The Julia engine: solve hybrideq problems with DifferentialEquations.jl through juliacall.
+
+- A problem built by :meth:`hybrideq.symbolic.SymbolicODE.problem` runs as generated
+  Julia code (``julia_source()``) with its analytic Jacobian: no Python in the loop.
+- Any other problem runs with its torch right-hand side as a Python callback on
+  zero-copy views (``HybridEqEngine.python_problem``); implicit methods then use finite
+  differences (``AutoFiniteDiff()``) or the problem's ``jac``; the adjoints get the
+  vector-Jacobian products from ``torch.func.vjp`` (``vjp``/``vjp_p`` hooks), so no Julia
+  AD runs through Python.
+- Gradients: :class:`_JuliaSolve` is a ``torch.autograd.Function`` whose backward runs
+  SciMLSensitivity's ``adjoint_sensitivities`` with the sensealg's Julia counterpart.
+
+Nothing here imports juliacall at import time; :func:`load_engine` does, through
+:func:`hybrideq.engines.julia.import_juliacall` (environment defaults, no downloads).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hybrideq.engines.julia._algorithms import julia_algorithm, julia_support
+from hybrideq.engines.julia._convert import (
+    from_julia_matrix,
+    from_julia_retcode,
+    from_julia_stats,
+    julia_solve_kwargs,
+    to_julia_matrix,
+    to_julia_vector,
+)
+from hybrideq.engines.julia._runtime import import_juliacall
+from hybrideq.problems import ODEProblem, SDEProblem
+from hybrideq.sensitivity import (
+    AbstractSensitivityAlgorithm,
+    BacksolveAdjoint,
+    GaussAdjoint,
+    InterpolatingAdjoint,
+    QuadratureAdjoint,
+)
+from hybrideq.solution import ReturnCode, Solution, Stats
+from hybrideq.solvers import AbstractSolver
+
+__all__ = [
+    "engine_source_dir",
+    "julia_sensealg",
+    "julia_unsuitable",
+    "load_engine",
+    "solve_julia",
+]
+
+_ENGINE: Any = None
+
+
+def engine_source_dir() -> Path:
+    """The ``HybridEqEngine`` Julia package: inside the wheel (``hybrideq/_julia``) or, in a
+    source checkout, ``julia/HybridEqEngine`` at the repository root."""
+    here = Path(__file__).resolve()
+    for candidate in (
+        here.parents[2] / "_julia" / "HybridEqEngine",
+        here.parents[4] / "julia" / "HybridEqEngine",
+    ):
+        if (candidate / "src" / "HybridEqEngine.jl").is_file():
+            return candidate
+    raise FileNotFoundError(
+        "the HybridEqEngine Julia package is missing from this installation of hybrideq "
+        "(expected hybrideq/_julia/HybridEqEngine); reinstall hybrideq"
+    )
+
+
+def load_engine() -> Any:
+    """Start Julia (once) and load ``HybridEqEngine``; returns the Julia module.
+
+    The first load in a fresh environment precompiles the SciML packages (minutes); Julia
+    prints its own progress for that.
+    """
+    global _ENGINE
+    if _ENGINE is None:
+        jc = import_juliacall("the Julia engine")
+        main = jc.Main
+        if not bool(main.seval("isdefined(Main, :HybridEqEngine)")):
+            print(
+                "hybrideq: loading the Julia engine (the first time precompiles the SciML "
+                "packages, which takes minutes)…",
+                file=sys.stderr,
+            )
+            main.include(str(engine_source_dir() / "src" / "HybridEqEngine.jl"))
+        _ENGINE = main.HybridEqEngine
+    return _ENGINE
+
+
+# --------------------------------------------------------------------------- suitability
+
+
+def _symbolic_model(f: Any) -> Any:
+    return getattr(f, "julia_model", None)
+
+
+def julia_unsuitable(
+    prob: ODEProblem | SDEProblem,
+    solver: AbstractSolver,
+    sensealg: AbstractSensitivityAlgorithm | None = None,
+    *,
+    for_auto: bool = False,
+) -> str | None:
+    """``None`` when the Julia engine can take this solve, else the reason it cannot.
+
+    With ``for_auto=True`` the test is stricter (what ``engine="auto"`` requires): the
+    right-hand side must be generated Julia code (a sympy model), since a torch function
+    called back from Julia is slower than the torch engine's batched loop.
+    """
+    reason = julia_support(solver)
+    if reason is not None:
+        return reason
+    from hybrideq.solvers.sde import AbstractSDESolver
+
+    if isinstance(prob, SDEProblem) != isinstance(solver, AbstractSDESolver):
+        kind = "an SDE" if isinstance(prob, SDEProblem) else "an ODE"
+        return f"{solver.name} cannot solve {kind} problem"
+    if isinstance(prob, SDEProblem) and prob.noise not in solver.noise_types:
+        return f"{solver.name} does not take {prob.noise} noise"
+    if prob.dtype != torch.float64:
+        return f"the Julia engine computes in float64; the problem is {prob.dtype}"
+    if prob.device.type != "cpu":
+        return "CUDA problems run on the torch engine (Julia GPU ensembles need a sympy model)"
+    if prob.tspan[0].numel() != 1 or prob.tspan[1].numel() != 1:
+        return "per-sample time spans run on the torch engine"
+    if len(prob.state_shape) != 1:
+        return f"the Julia engine takes vector states, got state shape {prob.state_shape}"
+    if sensealg is not None and julia_sensealg(sensealg, python_rhs=True) is None:
+        return f"{type(sensealg).__name__} has no Julia counterpart"
+    if for_auto:
+        if _symbolic_model(prob.f) is None:
+            return "the right-hand side is a torch function (auto prefers the torch engine)"
+        if isinstance(prob, SDEProblem):
+            return "SDEs default to the torch engine (its Brownian paths are reproducible)"
+        if prob.p is not None and isinstance(prob.p, Tensor) and prob.p.requires_grad:
+            return "gradients default to the torch engine"
+        if prob.y0.requires_grad:
+            return "gradients default to the torch engine"
+    return None
+
+
+def julia_sensealg(sensealg: AbstractSensitivityAlgorithm, *, python_rhs: bool) -> str | None:
+    """The SciMLSensitivity constructor expression for ``sensealg`` (``None``: none).
+
+    Python right-hand sides supply ``vjp``/``vjp_p`` (used before any AD,
+    SciMLSensitivity ``src/derivative_wrappers.jl``); ``ZygoteVJP()`` is named so that no
+    Enzyme/ReverseDiff probe of the Python function runs at set-up. Julia-native models
+    use ``EnzymeVJP()``.
+    """
+    vjp = "ZygoteVJP()" if python_rhs else "EnzymeVJP()"
+    if isinstance(sensealg, InterpolatingAdjoint):
+        ck = str(bool(sensealg.checkpointing)).lower()
+        return f"InterpolatingAdjoint(autojacvec = {vjp}, checkpointing = {ck})"
+    if isinstance(sensealg, BacksolveAdjoint):
+        return f"BacksolveAdjoint(autojacvec = {vjp})"
+    if isinstance(sensealg, QuadratureAdjoint):
+        return (
+            f"QuadratureAdjoint(autojacvec = {vjp}, abstol = {sensealg.abstol!r}, "
+            f"reltol = {sensealg.reltol!r})"
+        )
+    if isinstance(sensealg, GaussAdjoint):
+        ck = str(bool(sensealg.checkpointing)).lower()
+        return f"GaussAdjoint(autojacvec = {vjp}, checkpointing = {ck})"
+    return None
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def _as_tensor(a: Any) -> Tensor:
+    """A juliacall array (or NumPy array) as a float64 tensor over the same memory."""
+    return torch.from_numpy(np.asarray(a))
+
+
+class _TorchCallbacks:
+    """The Python functions Julia calls: ``f``, ``jac``, ``vjp`` and ``vjp_p``.
+
+    Each takes its output array first and writes into it (a view of Julia's array).
+    ``p`` comes from Julia (so that an ensemble's per-trajectory parameters are used) and
+    is reshaped to the problem's parameter shape.
+    """
+
+    def __init__(self, f: Any, jac: Any, p_shape: tuple[int, ...] | None, state_shape: Any):
+        self.f = f
+        self.jac_fn = jac
+        self.p_shape = p_shape
+        self.state_shape = tuple(state_shape)
+
+    def _p(self, p: Any) -> Tensor | None:
+        if self.p_shape is None:
+            return None
+        return _as_tensor(p).view(self.p_shape)
+
+    def rhs(self, du: Any, u: Any, p: Any, t: Any) -> None:
+        with torch.no_grad():
+            y = _as_tensor(u).view(self.state_shape)
+            out = self.f(torch.tensor(float(t), dtype=torch.float64), y, self._p(p))
+            _as_tensor(du).copy_(out.reshape(-1))
+
+    def jac(self, J: Any, u: Any, p: Any, t: Any) -> None:
+        with torch.no_grad():
+            y = _as_tensor(u).view(self.state_shape)
+            out = self.jac_fn(torch.tensor(float(t), dtype=torch.float64), y, self._p(p))
+            # Julia's J is column-major: its NumPy view is Fortran-ordered, so element
+            # [i, j] is J[i, j] in both languages
+            np.asarray(J)[...] = out.detach().numpy()
+
+    def vjp(self, out: Any, lam: Any, u: Any, p: Any, t: Any) -> None:
+        tt = torch.tensor(float(t), dtype=torch.float64)
+        pp = self._p(p)
+        y = _as_tensor(u).view(self.state_shape).clone()
+        pull = torch.func.vjp(lambda yy: self.f(tt, yy, pp), y)[1]
+        (g,) = pull(_as_tensor(lam).view(self.state_shape))
+        _as_tensor(out).copy_(g.reshape(-1))
+
+    def vjp_p(self, out: Any, lam: Any, u: Any, p: Any, t: Any) -> None:
+        tt = torch.tensor(float(t), dtype=torch.float64)
+        pp = self._p(p)
+        if pp is None:
+            return
+        y = _as_tensor(u).view(self.state_shape)
+        pull = torch.func.vjp(lambda q: self.f(tt, y, q), pp.clone())[1]
+        (g,) = pull(_as_tensor(lam).view(self.state_shape))
+        _as_tensor(out).copy_(g.reshape(-1))
+
+
+# --------------------------------------------------------------------------- problems
+
+
+def _per_sample_p(prob: ODEProblem | SDEProblem) -> bool:
+    """Whether ``p`` is ``(batch, np)``: one parameter vector per sample."""
+    p = prob.p
+    return isinstance(p, Tensor) and prob.batched and p.ndim == 2 and p.shape[0] == prob.batch_size
+
+
+def _julia_problem(jl: Any, prob: ODEProblem | SDEProblem, y0: Tensor, p: Tensor | None) -> tuple[Any, bool, Any]:
+    """The Julia problem for one trajectory; returns ``(problem, python_rhs, callbacks)``."""
+    model = _symbolic_model(prob.f)
+    tspan = (float(prob.tspan[0].reshape(-1)[0]), float(prob.tspan[1].reshape(-1)[0]))
+    u0 = to_julia_vector(y0.detach().reshape(-1).contiguous())
+    pj = None if p is None else to_julia_vector(p.detach().reshape(-1).contiguous())
+    if model is not None:
+        module = jl.load_model(model.julia_source())
+        if isinstance(prob, SDEProblem):
+            shape = model.noise_shape if prob.noise in ("general", "additive") and prob.matrix_noise else None
+            return (
+                jl.model_sde_problem(module, u0, tspan, pj, noise_shape=shape, scalar=prob.noise == "scalar"),
+                False,
+                None,
+            )
+        return jl.model_problem(module, u0, tspan, pj), False, None
+    p_shape = None if p is None else tuple(p.shape)
+    cb = _TorchCallbacks(prob.f, getattr(prob, "jac", None), p_shape, prob.state_shape)
+    if isinstance(prob, SDEProblem):
+        gcb = _TorchCallbacks(prob.g, None, p_shape, prob.state_shape)
+        shape = (prob.n, prob.noise_dim) if prob.matrix_noise else None
+        return (
+            jl.python_sde_problem(cb.rhs, gcb.rhs, u0, tspan, pj, noise_shape=shape, scalar=prob.noise == "scalar"),
+            True,
+            (cb, gcb),
+        )
+    mass = None if prob.mass_matrix is None else prob.mass_matrix.detach().numpy()
+    return (
+        jl.python_problem(
+            cb.rhs,
+            u0,
+            tspan,
+            pj,
+            jac=cb.jac if prob.jac is not None else None,
+            vjp=cb.vjp,
+            vjp_p=cb.vjp_p if p is not None else None,
+            mass_matrix=mass,
+        ),
+        True,
+        cb,
+    )
+
+
+# --------------------------------------------------------------------------- solve
+
+
+def _stats(all_stats: list[dict[str, int]]) -> Stats:
+    def col(name: str) -> Tensor:
+        return torch.tensor([s[name] for s in all_stats], dtype=torch.long)
+
+    nf = col("nf")
+    return Stats(
+        nf=nf,
+        naccept=col("naccept"),
+        nreject=col("nreject"),
+        njac=col("njac"),
+        nlu=col("nlu"),
+        ncalls=int(nf.sum()),
+        nnonliniter=col("nnonliniter"),
+    )
+
+
+def _one(jl: Any, prob: Any, alg: Any, kw: dict[str, Any]) -> tuple[Tensor, Tensor, ReturnCode, dict[str, int]]:
+    res = jl.solve_exported(prob, alg, **kw)
+    t = torch.from_numpy(np.asarray(res.t))
+    y = from_julia_matrix(res.u)
+    return t, y, from_julia_retcode(str(res.retcode)), from_julia_stats(res.stats)
+
+
+def solve_julia(
+    prob: ODEProblem | SDEProblem,
+    solver: AbstractSolver,
+    *,
+    saveat: Tensor | None,
+    rtol: Any,
+    atol: Any,
+    dt: Any = None,
+    adaptive: bool | None = None,
+    dtmin: Any = None,
+    dtmax: Any = None,
+    maxiters: int = 100_000,
+    dense: bool | None = None,
+    sensealg: AbstractSensitivityAlgorithm | None = None,
+    seed: int | None = None,
+) -> Solution:
+    """Solve ``prob`` on the Julia engine (see the module docstring).
+
+    A batch runs as one ``EnsembleProblem`` (threads for generated Julia code, serial for
+    Python callbacks, which need the GIL). Gradients with respect to ``y0`` and ``p``
+    flow through :class:`_JuliaSolve` when they require grad.
+    """
+    reason = julia_unsuitable(prob, solver, sensealg)
+    if reason is not None:
+        raise ValueError(f"engine='julia' cannot run this solve: {reason}")
+    jl = load_engine()
+    kw = julia_solve_kwargs(
+        rtol=rtol,
+        atol=atol,
+        saveat=saveat,
+        dt=dt,
+        adaptive=adaptive,
+        dtmin=dtmin,
+        dtmax=dtmax,
+        maxiters=maxiters,
+        dense=dense,
+    )
+    if seed is not None:
+        kw["seed"] = int(seed)
+    python_rhs = _symbolic_model(prob.f) is None
+    alg = jl.algorithm(julia_algorithm(solver, autodiff="AutoFiniteDiff()" if python_rhs else None))
+    y0 = prob.y0.detach()
+    p = prob.p if isinstance(prob.p, Tensor) else None
+    per_sample = _per_sample_p(prob)
+    wants_grad = torch.is_grad_enabled() and (
+        prob.y0.requires_grad or (isinstance(prob.p, Tensor) and prob.p.requires_grad)
+    )
+    if not prob.batched:
+        if wants_grad:
+            if saveat is None:
+                raise ValueError("gradients on the Julia engine need saveat=... (the loss times)")
+            return _JuliaSolve.run(prob, solver, sensealg or InterpolatingAdjoint(), kw)
+        jprob, _, _keep = _julia_problem(jl, prob, y0, None if p is None else p.detach())
+        t, y, rc, st = _one(jl, jprob, alg, kw)
+        return Solution(t=t, y=y, retcodes=torch.tensor([int(rc)]), stats=_stats([st]), batched=False, solver=solver)
+    if wants_grad:
+        raise ValueError(
+            "gradients of a batched solve on the Julia engine are not supported yet; solve "
+            "the samples one by one or use engine='torch'"
+        )
+    jprob, python_cb, _keep = _julia_problem(jl, prob, y0[0], None if p is None else (p[0] if per_sample else p).detach())
+    u0s = to_julia_matrix(y0.reshape(prob.batch_size, -1).contiguous())
+    ps = to_julia_matrix(p.detach().reshape(prob.batch_size, -1).contiguous()) if per_sample and p is not None else None
+    results = jl.ensemble_exported(jprob, alg, u0s, ps, threads=not python_cb, **kw)
+    ts, ys, rcs, sts = [], [], [], []
+    for res in results:
+        ts.append(torch.from_numpy(np.asarray(res.t)))
+        ys.append(from_julia_matrix(res.u))
+        rcs.append(int(from_julia_retcode(str(res.retcode))))
+        sts.append(from_julia_stats(res.stats))
+    T = max(t.shape[0] for t in ts)
+    nsaved = torch.tensor([t.shape[0] for t in ts])
+    y_out = torch.full((prob.batch_size, T, ys[0].shape[1]), math.nan, dtype=torch.float64)
+    t_out = torch.full((prob.batch_size, T), math.nan, dtype=torch.float64)
+    for i, (t, y) in enumerate(zip(ts, ys, strict=True)):
+        y_out[i, : y.shape[0]] = y
+        t_out[i, : t.shape[0]] = t
+    shared = saveat is not None and bool((nsaved == T).all())
+    return Solution(
+        t=t_out[0] if shared else t_out,
+        y=y_out,
+        retcodes=torch.tensor(rcs),
+        stats=_stats(sts),
+        batched=True,
+        nsaved=None if shared else nsaved,
+        solver=solver,
+    )
+
+
+class _JuliaSolve(torch.autograd.Function):
+    """Forward: a Julia solve saved at ``saveat``; backward: SciMLSensitivity's adjoint."""
+
+    @staticmethod
+    def run(prob: Any, solver: AbstractSolver, sensealg: AbstractSensitivityAlgorithm, kw: dict[str, Any]) -> Solution:
+        p = prob.p if isinstance(prob.p, Tensor) else torch.zeros(0, dtype=torch.float64)
+        ctx_box: dict[str, Any] = {}
+        y = _JuliaSolve.apply(prob.y0, p, prob, solver, sensealg, kw, ctx_box)
+        t, rc, st = ctx_box["t"], ctx_box["rc"], ctx_box["stats"]
+        return Solution(t=t, y=y, retcodes=torch.tensor([int(rc)]), stats=_stats([st]), batched=False, solver=solver)
+
+    @staticmethod
+    def forward(ctx: Any, y0: Tensor, p: Tensor, prob: Any, solver: Any, sensealg: Any, kw: Any, box: dict[str, Any]) -> Tensor:  # type: ignore[override]
+        jl = load_engine()
+        pp = p.detach() if p.numel() else None
+        jprob, python_rhs, keep = _julia_problem(jl, prob, y0.detach(), pp)
+        alg = jl.algorithm(julia_algorithm(solver, autodiff="AutoFiniteDiff()" if python_rhs else None))
+        t, y, rc, st = _one(jl, jprob, alg, kw)
+        box.update(t=t, rc=rc, stats=st)
+        ctx.julia = (jprob, alg, jl.algorithm(julia_sensealg(sensealg, python_rhs=python_rhs)), kw, keep, rc)
+        ctx.shapes = (y0.shape, p.shape)
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        jl = load_engine()
+        jprob, alg, sense, kw, _keep, rc = ctx.julia
+        y0_shape, p_shape = ctx.shapes
+        if rc != ReturnCode.Success:
+            nan = torch.full(y0_shape, math.nan, dtype=torch.float64)
+            return nan, torch.full(p_shape, math.nan, dtype=torch.float64), None, None, None, None, None
+        dLdu = grad_y.detach().to(torch.float64).contiguous()  # (T, n): Julia sees n × T
+        t = kw["saveat"]
+        rest = {k: v for k, v in kw.items() if k != "saveat"}
+        res = jl.adjoint_exported(jprob, alg, sense, t, to_julia_matrix(dLdu), **rest)
+        du0 = torch.from_numpy(np.asarray(res.du0).copy()).view(y0_shape)
+        dp = torch.from_numpy(np.asarray(res.dp).copy())
+        dp = dp.view(p_shape) if dp.numel() == int(np.prod(p_shape)) else torch.zeros(p_shape, dtype=torch.float64)
+        return du0, dp, None, None, None, None, None

@@ -1,0 +1,476 @@
+"""The Julia engine.
+
+Without Julia (this machine), everything Python-side is tested: the solver table covers
+every solver spec and its expressions parse as Julia; options, return codes, stats and the
+array layout translate as documented; the torch callbacks Julia calls write the right
+numbers into the arrays they are given (NumPy arrays stand in for juliacall's array
+wrappers: ``numpy.asarray`` views both); the engine choice; the import-order guard (with a
+recording stand-in for juliacall, which the test names as such). Every ``.jl`` file parses.
+
+With Julia (the ``julia`` marker; .github/workflows/julia.yml), the same problems and
+solvers run on both engines and must agree, gradients included.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+import hybrideq as hq
+from hybrideq.engines import engine_choice, resolve_engine
+from hybrideq.engines.julia import JuliaNotInstalledError
+from hybrideq.engines.julia._algorithms import (
+    JULIA_SOLVERS,
+    JuliaUnsupportedError,
+    julia_algorithm,
+    julia_support,
+)
+from hybrideq.engines.julia._convert import (
+    JULIA_RETCODES,
+    from_julia_matrix,
+    from_julia_retcode,
+    from_julia_stats,
+    julia_solve_kwargs,
+    to_julia_matrix,
+    to_julia_retcode,
+    to_julia_vector,
+)
+from hybrideq.engines.julia._engine import (
+    _TorchCallbacks,
+    engine_source_dir,
+    julia_sensealg,
+    julia_unsuitable,
+)
+from hybrideq.solvers import AbstractSolver
+from hybrideq.symbolic import SymbolicODE, SymbolicSDE
+
+ROOT = Path(__file__).resolve().parents[1]
+x, y, k = sp.symbols("x y k")
+
+
+def _parse_julia(source: str) -> bool:
+    """True when tree-sitter-julia parses the source without an error node."""
+    tsj = pytest.importorskip("tree_sitter_julia", reason="needs the tree-sitter-julia package")
+    from tree_sitter import Language, Parser
+
+    tree = Parser(Language(tsj.language())).parse(source.encode())
+    return not tree.root_node.has_error
+
+
+def _concrete_solvers() -> list[type[AbstractSolver]]:
+    out: list[type[AbstractSolver]] = []
+    todo = [AbstractSolver]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            todo.append(sub)
+            if not inspect.isabstract(sub) and not sub.__name__.startswith("Abstract"):
+                out.append(sub)
+    return sorted(set(out), key=lambda c: c.__name__)
+
+
+# --------------------------------------------------------------------------- Julia files
+
+
+def test_every_julia_file_parses() -> None:
+    files = sorted((ROOT / "julia").rglob("*.jl"))
+    assert len(files) >= 2, files
+    for path in files:
+        assert _parse_julia(path.read_text()), path
+    assert (ROOT / "julia/HybridEqEngine/Project.toml").is_file()
+    assert engine_source_dir() == ROOT / "julia" / "HybridEqEngine"
+
+
+def test_juliapkg_json_matches_the_julia_package() -> None:
+    import json
+
+    import tomllib
+
+    declared = json.loads((ROOT / "src/hybrideq/juliapkg.json").read_text())["packages"]
+    project = tomllib.loads((ROOT / "julia/HybridEqEngine/Project.toml").read_text())
+    for name, uuid in project["deps"].items():
+        if name in ("LinearAlgebra", "PythonCall"):  # stdlib; juliacall pins PythonCall
+            continue
+        assert declared[name]["uuid"] == uuid, name
+        assert declared[name]["version"] == project["compat"][name], name
+
+
+# --------------------------------------------------------------------------- solver table
+
+
+def test_the_solver_table_covers_every_solver_spec() -> None:
+    solvers = _concrete_solvers()
+    assert len(solvers) >= 26
+    missing = [c.__name__ for c in solvers if c not in JULIA_SOLVERS]
+    assert missing == []
+    engine_src = (ROOT / "julia/HybridEqEngine/src/HybridEqEngine.jl").read_text()
+    for cls in solvers:
+        entry = JULIA_SOLVERS[cls]
+        if entry.julia is None:
+            assert cls.__name__ == "ReversibleHeun" and "no reversible Heun" in entry.note
+            continue
+        # the engine imports every constructor the table names
+        assert entry.julia in engine_src, entry.julia
+        solver = cls(hq.Rodas5P()) if "Auto" in cls.__name__ else cls()  # type: ignore[call-arg]
+        expr = julia_algorithm(solver)
+        assert _parse_julia(expr), expr
+        assert julia_support(solver) is None
+
+
+def test_solver_expressions_carry_the_options() -> None:
+    assert julia_algorithm(hq.Tsit5()) == "Tsit5()"
+    assert julia_algorithm(hq.Rodas5P()) == "Rodas5P(autodiff = AutoForwardDiff())"
+    assert julia_algorithm(hq.Rodas5P(autodiff=False)) == "Rodas5P(autodiff = AutoFiniteDiff())"
+    assert (
+        julia_algorithm(hq.Rodas5P(), autodiff="AutoFiniteDiff()")
+        == "Rodas5P(autodiff = AutoFiniteDiff())"
+    )
+    assert julia_algorithm(hq.KenCarp4(max_newton=7, kappa=0.02)) == (
+        "KenCarp4(autodiff = AutoForwardDiff(), nlsolve = NLNewton(κ = 0.02, max_iter = 7))"
+    )
+    assert julia_algorithm(hq.QBDF(max_order=3)).startswith(
+        "QNDF(max_order = Val{3}(), kappa = (0.0, 0.0, 0.0, 0.0, 0.0)"
+    )
+    assert "kappa = (-0.185, -0.1111111111111111" in julia_algorithm(hq.QNDF())
+    auto = julia_algorithm(hq.AutoTsit5(hq.Rodas5P(), maxstiffstep=4))
+    assert auto.startswith("AutoTsit5(Rodas5P(autodiff = AutoForwardDiff()); maxstiffstep = 4")
+    assert "stiffalgfirst = false" in auto and _parse_julia(auto)
+    assert julia_algorithm(hq.Milstein(interpretation="stratonovich")) == (
+        "RKMil(interpretation = SciMLBase.AlgorithmInterpretation.Stratonovich)"
+    )
+    assert julia_algorithm(hq.ImplicitEM(theta=1.0)).startswith("ImplicitEM(theta = 1.0")
+    with pytest.raises(JuliaUnsupportedError, match="no reversible Heun"):
+        julia_algorithm(hq.ReversibleHeun())
+    with pytest.raises(JuliaUnsupportedError, match=r"linsolve='gmres'.*engine='torch'"):
+        julia_algorithm(hq.KenCarp4(linsolve="gmres"))
+    assert "delta" in (julia_support(hq.SOSRI(delta=0.5)) or "")
+
+
+def test_sensealg_expressions() -> None:
+    assert julia_sensealg(hq.InterpolatingAdjoint(), python_rhs=True) == (
+        "InterpolatingAdjoint(autojacvec = ZygoteVJP(), checkpointing = false)"
+    )
+    assert julia_sensealg(hq.GaussAdjoint(checkpointing=True), python_rhs=False) == (
+        "GaussAdjoint(autojacvec = EnzymeVJP(), checkpointing = true)"
+    )
+    quad = julia_sensealg(hq.QuadratureAdjoint(abstol=1e-9), python_rhs=True)
+    assert quad is not None and "abstol = 1e-09" in quad and _parse_julia(quad)
+    assert julia_sensealg(hq.DirectBackprop(), python_rhs=True) is None
+
+
+# --------------------------------------------------------------------------- translation
+
+
+def test_solve_options_translate_to_julia_keywords() -> None:
+    saveat = torch.linspace(0, 1, 5, dtype=torch.float64)
+    kw = julia_solve_kwargs(
+        rtol=1e-6,
+        atol=torch.tensor([1e-8, 1e-9], dtype=torch.float64),
+        saveat=saveat,
+        dt=torch.tensor(0.01),
+        adaptive=False,
+        dtmin=1e-12,
+        dtmax=0.5,
+        maxiters=1000,
+        dense=False,
+    )
+    assert kw["reltol"] == 1e-6 and kw["abstol"].tolist() == [1e-8, 1e-9]
+    assert np.shares_memory(kw["saveat"], saveat.numpy())  # a view, not a copy
+    assert kw["dt"] == pytest.approx(0.01) and kw["adaptive"] is False
+    assert (kw["dtmin"], kw["dtmax"], kw["maxiters"], kw["dense"]) == (1e-12, 0.5, 1000, False)
+    assert set(julia_solve_kwargs(rtol=1e-3, atol=1e-6, saveat=None)) == {
+        "reltol",
+        "abstol",
+        "maxiters",
+    }
+    with pytest.raises(ValueError, match=r"saveat: .*one \(T,\) vector"):
+        julia_solve_kwargs(rtol=1e-3, atol=1e-6, saveat=torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="dt: the Julia engine takes one value"):
+        julia_solve_kwargs(rtol=1e-3, atol=1e-6, saveat=None, dt=torch.ones(3))
+    with pytest.raises(ValueError, match="maxiters must be a positive integer"):
+        julia_solve_kwargs(rtol=1e-3, atol=1e-6, saveat=None, maxiters=0)
+
+
+# Every member of SciMLBase's ReturnCode (SciMLBase src/retcodes.jl, v3.49)
+SCIMLBASE_RETCODES = [
+    *("Default", "Success", "Terminated", "DtNaN", "MaxIters", "MaxNumSub", "DtLessThanMin"),
+    *("Unstable", "InitialFailure", "ConvergenceFailure", "Failure", "ExactSolutionLeft"),
+    *("ExactSolutionRight", "FloatingPointLimit", "Infeasible", "MaxTime"),
+    *("InternalLineSearchFailed", "ShrinkThresholdExceeded", "Stalled", "StalledSuccess"),
+    *("InternalLinearSolveFailed", "APosterioriSafetyFailure"),
+]
+
+
+def test_return_codes_map_both_ways() -> None:
+    assert sorted(JULIA_RETCODES) == sorted(SCIMLBASE_RETCODES)
+    # SciMLBase.successful_retcode is true for exactly these
+    ok = {"Success", "Terminated", "ExactSolutionLeft", "ExactSolutionRight"}
+    ok |= {"FloatingPointLimit", "StalledSuccess"}
+    assert {k for k, v in JULIA_RETCODES.items() if v == hq.ReturnCode.Success} == ok
+    for code in hq.ReturnCode:
+        assert from_julia_retcode(to_julia_retcode(code)) == code
+    assert from_julia_retcode("DtNaN") == hq.ReturnCode.Unstable
+    with pytest.raises(ValueError, match="unknown SciMLBase return code 'Bogus'"):
+        from_julia_retcode("Bogus")
+
+
+def test_stats_map_from_destats_fields() -> None:
+    destats = {"nf": 120, "nw": 9, "nsolve": 30, "njacs": 4, "nnonliniter": 0}
+    destats |= {"naccept": 40, "nreject": 3}
+    assert from_julia_stats(destats) == {
+        "nf": 120,
+        "naccept": 40,
+        "nreject": 3,
+        "njac": 4,
+        "nlu": 9,
+        "nnonliniter": 0,
+    }
+
+
+def test_layout_crosses_without_copies() -> None:
+    batch = torch.arange(12, dtype=torch.float64).reshape(4, 3)  # (batch, n)
+    jl = to_julia_matrix(batch)
+    assert jl.shape == (3, 4) and jl.flags.f_contiguous  # Julia's n × batch, column-major
+    assert np.shares_memory(jl, batch.numpy())
+    assert jl.__array_interface__["data"][0] == batch.data_ptr()
+    assert all(jl[i, b] == batch[b, i] for i in range(3) for b in range(4))
+    vec = torch.ones(5, dtype=torch.float64)
+    assert to_julia_vector(vec).__array_interface__["data"][0] == vec.data_ptr()
+    # a Julia n × T result, as juliacall's ArrayValue exports it (Fortran-ordered)
+    julia_result = np.asfortranarray(np.arange(6.0).reshape(2, 3))
+    y = from_julia_matrix(julia_result)
+    assert y.shape == (3, 2) and y.is_contiguous()
+    assert y.data_ptr() == julia_result.__array_interface__["data"][0]
+    assert torch.equal(y, torch.from_numpy(julia_result.T.copy()))
+    with pytest.raises(ValueError, match="C-contiguous float64 CPU tensor"):
+        to_julia_matrix(batch.T)
+    with pytest.raises(ValueError, match="C-contiguous float64 CPU tensor"):
+        to_julia_matrix(batch.float())
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def _lv(t: torch.Tensor, u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    a, b, c, d = p.unbind(-1)
+    return torch.stack(
+        [a * u[..., 0] - b * u[..., 0] * u[..., 1], c * u[..., 0] * u[..., 1] - d * u[..., 1]],
+        -1,
+    )
+
+
+def _lv_jac(t: torch.Tensor, u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    return torch.func.jacrev(lambda v: _lv(t, v, p))(u)
+
+
+def test_torch_callbacks_write_into_the_arrays_julia_gives() -> None:
+    """NumPy arrays stand in for juliacall's ArrayValue wrappers (numpy.asarray views both)."""
+    p = torch.tensor([1.3, 0.9, 0.8, 1.8], dtype=torch.float64)
+    cb = _TorchCallbacks(_lv, _lv_jac, (4,), (2,))
+    u = np.array([0.5, 2.0])
+    du = np.zeros(2)
+    cb.rhs(du, u, p.numpy(), 0.3)
+    np.testing.assert_allclose(du, _lv(torch.tensor(0.3), torch.from_numpy(u), p).numpy())
+    J = np.zeros((2, 2), order="F")  # a Julia Matrix is column-major
+    cb.jac(J, u, p.numpy(), 0.3)
+    np.testing.assert_allclose(J, [[1.3 - 0.9 * 2.0, -0.9 * 0.5], [0.8 * 2.0, 0.8 * 0.5 - 1.8]])
+    lam = np.array([0.7, -1.1])
+    out = np.zeros(2)
+    cb.vjp(out, lam, u, p.numpy(), 0.3)
+    np.testing.assert_allclose(out, J.T @ lam, rtol=1e-14)
+    out_p = np.zeros(4)
+    cb.vjp_p(out_p, lam, u, p.numpy(), 0.3)
+    # ∂f/∂p: f1 = a x − b x y, f2 = c x y − d y
+    dfdp = np.array([[0.5, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -2.0]])
+    np.testing.assert_allclose(out_p, dfdp.T @ lam, rtol=1e-14)
+    # p from Julia (an ensemble's per-trajectory parameters) is what the callback uses
+    cb.rhs(du, u, np.array([0.0, 0.0, 0.0, 0.0]), 0.3)
+    assert du.tolist() == [0.0, 0.0]
+
+
+# --------------------------------------------------------------------------- engine choice
+
+
+def _symbolic_problem() -> hq.ODEProblem:
+    return SymbolicODE({x: -k * x, y: k * x}, params={k: 0.5}).problem([1.0, 0.0], (0.0, 1.0))
+
+
+def test_auto_picks_torch_without_julia_and_julia_raises_with_the_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("hybrideq.engines.julia._runtime.find_julia", lambda: None)
+    prob = _symbolic_problem()
+    engine, why = engine_choice(prob, hq.Tsit5(), "auto")
+    assert engine == "torch" and "not installed" in why
+    sol = hq.solve(prob, hq.Tsit5(), rtol=1e-8, atol=1e-10)  # auto: torch, silently
+    assert abs(float(sol.y[-1, 0]) - np.exp(-0.5)) < 1e-7
+    with pytest.raises(JuliaNotInstalledError, match="hybrideq julia install"):
+        hq.solve(prob, hq.Tsit5(), engine="julia")
+    with pytest.raises(JuliaNotInstalledError, match="hybrideq julia install"):
+        hq.solve(prob, hq.Tsit5(), saveat=[1.0], sensealg=hq.GaussAdjoint())
+    with pytest.raises(ValueError, match="GaussAdjoint runs on the Julia engine"):
+        hq.solve(prob, hq.Tsit5(), engine="torch", sensealg=hq.GaussAdjoint())
+
+
+def test_auto_picks_julia_only_for_problems_that_suit_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Julia reported installed (nothing is started: only the choice is asked)."""
+    monkeypatch.setattr("hybrideq.engines.julia_available", lambda: True)
+    prob = _symbolic_problem()
+    assert resolve_engine(prob, hq.Rodas5P(), "auto") == "julia"
+    plain = prob.remake(f=lambda t, u, p: -u)
+    engine, why = engine_choice(plain, hq.Tsit5(), "auto")
+    assert engine == "torch" and "torch function" in why
+    engine, why = engine_choice(prob, hq.ReversibleHeun(), "auto")
+    assert engine == "torch" and "reversible" in why
+    engine, why = engine_choice(prob, hq.Tsit5(), "auto", options={"heuristics": True})
+    assert engine == "torch" and "heuristics" in why
+    single = SymbolicODE({x: -k * x}, params={k: 0.5}).problem(
+        [1.0], (0.0, 1.0), dtype=torch.float32
+    )
+    engine, why = engine_choice(single, hq.Tsit5(), "auto")
+    assert engine == "torch" and "float64" in why
+    grad = prob.remake(p=torch.tensor([0.5], dtype=torch.float64, requires_grad=True))
+    assert engine_choice(grad, hq.Tsit5(), "auto")[0] == "torch"
+    sde = SymbolicSDE({x: -x}, {x: 0.1}).problem([1.0], (0.0, 1.0))
+    assert engine_choice(sde, hq.EM(), "auto")[0] == "torch"
+    assert julia_unsuitable(sde, hq.Tsit5()) == "Tsit5 cannot solve an SDE problem"
+
+
+# --------------------------------------------------------------------------- import order
+
+
+def _fake_julia_env(tmp_path: Path) -> dict[str, str]:
+    """A recording stand-in for juliacall (NOT Julia): it records whether torch was
+    already imported when it was, so the import order can be checked without Julia."""
+    pkg = tmp_path / "stand_in" / "juliacall"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent(
+            """
+            import os, sys
+            with open(os.environ["RECORD"], "w") as fh:
+                fh.write("torch-first" if "torch" in sys.modules else "julia-first")
+            """
+        )
+    )
+    exe = tmp_path / "julia"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(tmp_path / "stand_in"), env.get("PYTHONPATH", "")]),
+        PYTHON_JULIACALL_EXE=str(exe),
+        RECORD=str(tmp_path / "record.txt"),
+    )
+    return env
+
+
+def test_julia_first_starts_juliacall_before_torch(tmp_path: Path) -> None:
+    env = _fake_julia_env(tmp_path)
+    code = "import sys, hybrideq; print('juliacall' in sys.modules)"
+    plain = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert plain.stdout.strip() == "False"  # import hybrideq never starts Julia
+    assert not (tmp_path / "record.txt").exists()
+    env["HYBRIDEQ_JULIA_FIRST"] = "1"
+    first = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert first.stdout.strip() == "True"
+    assert (tmp_path / "record.txt").read_text() == "julia-first"
+    late = subprocess.run(
+        [sys.executable, "-W", "always", "-c", "import torch, hybrideq"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "HYBRIDEQ_JULIA_FIRST=1 has no effect: torch was imported before" in late.stderr
+
+
+# --------------------------------------------------------------------------- with Julia
+
+
+def _lotka_volterra() -> SymbolicODE:
+    a, b, c, d = sp.symbols("alpha beta gamma delta")
+    return SymbolicODE(
+        {x: a * x - b * x * y, y: c * x * y - d * y},
+        params={a: 1.3, b: 0.9, c: 0.8, d: 1.8},
+    )
+
+
+@pytest.mark.julia
+@pytest.mark.parametrize("solver", [hq.Tsit5(), hq.Vern7(), hq.Rodas5P(), hq.KenCarp4()])
+def test_engines_agree_on_a_sympy_model(solver: AbstractSolver) -> None:
+    prob = _lotka_volterra().problem([0.44249296, 4.6280594], (0.0, 5.0))
+    t = torch.linspace(0, 5, 11, dtype=torch.float64)
+    jl = hq.solve(prob, solver, saveat=t, rtol=1e-10, atol=1e-12, engine="julia")
+    th = hq.solve(prob, solver, saveat=t, rtol=1e-10, atol=1e-12, engine="torch")
+    assert jl.retcode == hq.ReturnCode.Success
+    torch.testing.assert_close(jl.t, th.t)
+    torch.testing.assert_close(jl.y, th.y, rtol=1e-7, atol=1e-8)
+    assert int(jl.stats.nf) > 0
+
+
+@pytest.mark.julia
+def test_engines_agree_with_a_torch_callback_and_its_jacobian() -> None:
+    p = torch.tensor([1.3, 0.9, 0.8, 1.8], dtype=torch.float64)
+    prob = hq.ODEProblem(_lv, torch.tensor([0.44, 4.6], dtype=torch.float64), (0.0, 3.0), p)
+    t = torch.linspace(0, 3, 7, dtype=torch.float64)
+    for solver in (hq.Tsit5(), hq.Rodas5P()):
+        jl = hq.solve(prob, solver, saveat=t, rtol=1e-9, atol=1e-11, engine="julia")
+        th = hq.solve(prob, solver, saveat=t, rtol=1e-9, atol=1e-11, engine="torch")
+        torch.testing.assert_close(jl.y, th.y, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.julia
+@pytest.mark.parametrize(
+    "sensealg", [hq.InterpolatingAdjoint(), hq.QuadratureAdjoint(), hq.GaussAdjoint()]
+)
+def test_julia_adjoint_gradients_match_the_torch_engine(sensealg: object) -> None:
+    t = torch.linspace(0, 3, 7, dtype=torch.float64)
+
+    def loss(engine: str, sense: object) -> tuple[torch.Tensor, torch.Tensor]:
+        p = torch.tensor([1.3, 0.9, 0.8, 1.8], dtype=torch.float64, requires_grad=True)
+        y0 = torch.tensor([0.44, 4.6], dtype=torch.float64, requires_grad=True)
+        prob = hq.ODEProblem(_lv, y0, (0.0, 3.0), p)
+        sol = hq.solve(
+            prob, hq.Tsit5(), saveat=t, rtol=1e-10, atol=1e-12, engine=engine, sensealg=sense
+        )
+        (sol.y**2).sum().backward()
+        assert y0.grad is not None and p.grad is not None
+        return y0.grad, p.grad
+
+    g_jl = loss("julia", sensealg)
+    g_th = loss("torch", hq.InterpolatingAdjoint())
+    for a, b in zip(g_jl, g_th, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.julia
+def test_julia_batch_runs_as_an_ensemble_with_per_sample_parameters() -> None:
+    model = SymbolicODE({x: -k * x}, params={k: 1.0})
+    prob = model.problem(torch.ones(3, 1, dtype=torch.float64), (0.0, 1.0))
+    prob = prob.remake(p=torch.tensor([[0.5], [1.0], [2.0]], dtype=torch.float64))
+    sol = hq.solve(prob, hq.Tsit5(), saveat=[0.0, 1.0], rtol=1e-10, atol=1e-12, engine="julia")
+    torch.testing.assert_close(
+        sol.y[:, -1, 0], torch.exp(-torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64))
+    )
+
+
+@pytest.mark.julia
+def test_julia_failed_solve_keeps_its_prefix_and_return_code() -> None:
+    prob = _lotka_volterra().problem([0.44249296, 4.6280594], (0.0, 50.0))
+    sol = hq.solve(prob, hq.Tsit5(), rtol=1e-12, atol=1e-12, maxiters=20, engine="julia")
+    assert sol.retcode == hq.ReturnCode.MaxIters
+    assert 1 <= sol.y.shape[0] <= 21 and float(sol.t[-1]) < 50.0
