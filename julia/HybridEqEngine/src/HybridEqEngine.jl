@@ -139,7 +139,7 @@ _plain(x) = x isa Array{Float64} ? x : Array{Float64}(x)
 _plain(x::Number) = Float64(x)
 _plain(x::NullParameters) = x
 
-function (c::PyCallback)(out, args...)
+function _call(c::PyCallback, out, args...)
     if out isa Array{Float64}
         c.fn(out, map(_plain, args)...)
     else
@@ -150,7 +150,13 @@ function (c::PyCallback)(out, args...)
     return nothing
 end
 
-_hook(x) = x === nothing || PythonCall.pyis(x, PythonCall.pybuiltins.None) ? nothing : PyCallback(x)
+# Fixed arities, not varargs: SciMLBase decides in-place vs out-of-place from the number of
+# arguments of each method (`isinplace` in src/utils.jl): 4 for f!/jac!, 5 for vjp!/vjp_p!.
+(c::PyCallback)(out, u, p, t) = _call(c, out, u, p, t)
+(c::PyCallback)(out, λ, u, p, t) = _call(c, out, λ, u, p, t)
+
+# Python's None arrives as `nothing` (juliacall's default conversion); a callable as `Py`.
+_hook(x) = x === nothing ? nothing : PyCallback(Py(x))
 
 """
     python_problem(f, u0, tspan, p; jac = nothing, vjp = nothing, vjp_p = nothing,
@@ -169,7 +175,7 @@ function python_problem(f, u0, tspan, p; jac = nothing, vjp = nothing, vjp_p = n
     (v = _hook(vjp)) === nothing || (kw = (; kw..., vjp = v))
     (vp = _hook(vjp_p)) === nothing || (kw = (; kw..., vjp_p = vp))
     mass_matrix === nothing || (kw = (; kw..., mass_matrix = Matrix{Float64}(mass_matrix)))
-    fun = ODEFunction{true}(PyCallback(f); kw...)
+    fun = ODEFunction{true}(PyCallback(Py(f)); kw...)
     return ODEProblem(fun, Vector{Float64}(u0), _tspan(tspan), _params(p))
 end
 
@@ -179,7 +185,7 @@ end
 An `SDEProblem` with Python drift `f(du, u, p, t)` and diffusion `g(du, u, p, t)`.
 """
 python_sde_problem(f, g, u0, tspan, p; noise_shape = nothing, scalar = false) =
-    _sde_problem(PyCallback(f), PyCallback(g), u0, tspan, p, noise_shape, scalar)
+    _sde_problem(PyCallback(Py(f)), PyCallback(Py(g)), u0, tspan, p, noise_shape, scalar)
 
 # --------------------------------------------------------------------------- solving
 
@@ -193,7 +199,11 @@ retcode_name(retcode) = String(Symbol(retcode))
 _stat(stats, name) = stats === nothing ? -1 : Int(getfield(stats, name))
 
 function _export(sol, n::Int)
-    u = isempty(sol.u) ? zeros(Float64, n, 0) : reduce(hcat, sol.u)::Matrix{Float64}
+    # one column per saved time (`reduce(hcat, ...)` would return a lone vector unchanged)
+    u = Matrix{Float64}(undef, n, length(sol.u))
+    for (j, v) in enumerate(sol.u)
+        u[:, j] .= vec(v)
+    end
     s = sol.stats
     stats = (
         nf = _stat(s, :nf), nw = _stat(s, :nw), nsolve = _stat(s, :nsolve),
