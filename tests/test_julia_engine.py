@@ -98,7 +98,8 @@ def test_juliapkg_json_matches_the_julia_package() -> None:
     declared = json.loads((ROOT / "src/hybrideq/juliapkg.json").read_text())["packages"]
     project = tomllib.loads((ROOT / "julia/HybridEqEngine/Project.toml").read_text())
     for name, uuid in project["deps"].items():
-        if name in ("LinearAlgebra", "PythonCall"):  # stdlib; juliacall pins PythonCall
+        if name in ("LinearAlgebra", "PythonCall", "CUDA"):
+            # stdlib; juliacall pins PythonCall; CUDA comes with `hybrideq julia install --cuda`
             continue
         assert declared[name]["uuid"] == uuid, name
         assert declared[name]["version"] == project["compat"][name], name
@@ -474,3 +475,67 @@ def test_julia_failed_solve_keeps_its_prefix_and_return_code() -> None:
     sol = hq.solve(prob, hq.Tsit5(), rtol=1e-12, atol=1e-12, maxiters=20, engine="julia")
     assert sol.retcode == hq.ReturnCode.MaxIters
     assert 1 <= sol.y.shape[0] <= 21 and float(sol.t[-1]) < 50.0
+
+
+def test_doctor_and_auto_never_start_or_download_julia(tmp_path: Path) -> None:
+    """`hybrideq doctor` says Julia is not installed; `auto` solves on torch; neither imports
+    juliacall or juliapkg (importing juliacall is what would start or download Julia)."""
+    env = dict(os.environ)
+    for var in ("PYTHON_JULIACALL_EXE", "PYTHON_JULIAPKG_EXE", "HYBRIDEQ_JULIA_FIRST"):
+        env.pop(var, None)
+    env["PATH"] = os.path.dirname(sys.executable)  # no julia, no juliaup
+    env["PYTHON_JULIAPKG_PROJECT"] = str(tmp_path / "empty_env")
+    code = textwrap.dedent(
+        """
+        import sys, torch, hybrideq as hq
+        from hybrideq import cli
+        cli.main(["doctor"])
+        prob = hq.ODEProblem(lambda t, y, p: -y, torch.ones(2, dtype=torch.float64), (0.0, 1.0))
+        sol = hq.solve(prob, hq.Tsit5())
+        print("SOLVED", sol.retcode, "juliacall" in sys.modules, "juliapkg" in sys.modules)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Julia executable: none installed" in out.stdout
+    assert "engine='auto' for a sympy model with Tsit5: torch (Julia is not installed" in out.stdout
+    assert "SOLVED ReturnCode.Success False False" in out.stdout
+
+
+def test_gpu_ensemble_mapping_and_out_of_place_source() -> None:
+    from hybrideq.engines.julia._algorithms import julia_gpu_algorithm
+
+    assert [julia_gpu_algorithm(s) for s in (hq.Tsit5(), hq.Vern7(), hq.Rodas5P())] == [
+        "Tsit5",
+        "Vern7",
+        "Rodas5P",
+    ]
+    assert julia_gpu_algorithm(hq.Rosenbrock23()) == "Rosenbrock23"
+    assert julia_gpu_algorithm(hq.Kvaerno5()) == "Kvaerno5"
+    assert julia_gpu_algorithm(hq.KenCarp4()) is None and julia_gpu_algorithm(hq.EM()) is None
+    # every GPU method the table names is imported by src/gpu.jl
+    gpu_src = (ROOT / "julia/HybridEqEngine/src/gpu.jl").read_text()
+    for entry in JULIA_SOLVERS.values():
+        if entry.gpu is not None:
+            assert entry.gpu in gpu_src and f'"{entry.gpu[3:]}" => {entry.gpu}' in gpu_src
+    # the out-of-place f(u, p, t) the GPU kernel calls: a tuple, one entry per state
+    source = _lotka_volterra().julia_source()
+    oop = source.split("function f(u, p, t)")[1].split("end")[0]
+    assert "return (" in oop and oop.count(",") >= 2 and _parse_julia(source)
+
+
+@pytest.mark.julia
+@pytest.mark.gpu
+def test_julia_gpu_ensemble_matches_the_torch_engine() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    model = _lotka_volterra()
+    y0 = torch.tensor([[0.44, 4.6], [1.0, 1.0], [2.0, 0.5]], device="cuda")
+    prob = model.problem(y0, (0.0, 3.0), dtype=torch.float32)
+    t = torch.linspace(0, 3, 7, device="cuda")
+    jl = hq.solve(prob, hq.Tsit5(), saveat=t, rtol=1e-6, atol=1e-6, engine="julia")
+    th = hq.solve(prob, hq.Tsit5(), saveat=t, rtol=1e-6, atol=1e-6, engine="torch")
+    assert jl.y.device.type == "cuda"
+    torch.testing.assert_close(jl.y, th.y, rtol=1e-3, atol=1e-4)

@@ -782,6 +782,7 @@ def test_julia_install_command_calls_juliapkg_resolve(monkeypatch, capsys) -> No
     fake.resolve = lambda: calls.append("resolve")  # type: ignore[attr-defined]
     fake.executable = lambda: "/opt/julia/bin/julia"  # type: ignore[attr-defined]
     fake.project = lambda: "/env/julia_env"  # type: ignore[attr-defined]
+    fake.add = lambda name, uuid, version: calls.append(f"add {name} {version}")  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "juliapkg", fake)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
     assert cli.main(["julia", "install", "--no-precompile"]) == 0
@@ -792,6 +793,8 @@ def test_julia_install_command_calls_juliapkg_resolve(monkeypatch, capsys) -> No
     monkeypatch.setattr(_engine, "load_engine", lambda: calls.append("load"))
     assert cli.main(["julia", "install"]) == 0
     assert calls == ["resolve", "resolve", "load"] and "ready" in capsys.readouterr().out
+    assert cli.main(["julia", "install", "--cuda", "--no-precompile"]) == 0
+    assert calls[-2:] == ["add CUDA 5", "resolve"]
 
 
 def test_demo_spiral_is_still_reachable(tmp_path: Path) -> None:

@@ -575,6 +575,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only resolve the environment; do not start Julia to precompile the engine",
     )
+    install.add_argument(
+        "--cuda",
+        action="store_true",
+        help="also install CUDA.jl, for GPU ensembles of sympy models (engine='julia' on CUDA)",
+    )
     install.set_defaults(handler=_cmd_julia_install)
     return parser
 
@@ -586,6 +591,12 @@ def _cmd_julia_install(args: argparse.Namespace) -> int:
         print('juliapkg is not installed: pip install "hybrideq[julia]"', file=sys.stderr)
         return 1
     juliapkg = importlib.import_module("juliapkg")
+    if args.cuda:
+        # CUDA.jl for the GPU ensembles (DiffEqGPU); not in hybrideq's juliapkg.json because
+        # most machines have no NVIDIA GPU. juliapkg.add(name, uuid, version=...) writes it
+        # into this environment's own juliapkg.json (pyjuliapkg deps.py `add`).
+        juliapkg.add("CUDA", "052768ef-5323-5732-b1bb-66c8b64840ba", version="5")
+        print("added CUDA.jl to the Julia environment (GPU ensembles)")
     print("resolving the Julia environment with juliapkg (downloads Julia and packages once) …")
     juliapkg.resolve()
     print(f"Julia: {juliapkg.executable()}\nproject: {juliapkg.project()}")

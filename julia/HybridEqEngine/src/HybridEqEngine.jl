@@ -46,7 +46,7 @@ using PythonCall: PythonCall, Py
 
 export algorithm, load_model, model_problem, python_problem, model_sde_problem,
     python_sde_problem, solve_exported, ensemble_exported, adjoint_exported, retcode_name,
-    NLNewton
+    NLNewton, enable_gpu, ensemble_gpu
 
 const NLNewton = OrdinaryDiffEqNonlinearSolve.NLNewton
 
@@ -289,5 +289,28 @@ function adjoint_exported(prob, alg, sensealg, t, dLdu::AbstractMatrix; kwargs..
 end
 
 _plist(p) = p isa NullParameters ? Float64[] : p
+
+# --------------------------------------------------------------------------- GPU
+
+"""
+    enable_gpu() -> Bool
+
+Load the GPU part (`src/gpu.jl`: CUDA.jl, DiffEqGPU.jl, DLPack.jl) once; returns whether
+CUDA has a functional device. Kept out of the package's load so that the CPU engine
+never loads CUDA.
+"""
+function enable_gpu()
+    isdefined(@__MODULE__, :GPU) || Base.include(@__MODULE__, joinpath(@__DIR__, "gpu.jl"))
+    return Base.invokelatest(getfield(@__MODULE__, :GPU).functional)
+end
+
+"""
+    ensemble_gpu(args...; kwargs...)
+
+`GPU.ensemble_gpu` (see `src/gpu.jl`), called through `invokelatest` because the GPU part
+is defined after this module was loaded.
+"""
+ensemble_gpu(args...; kwargs...) =
+    Base.invokelatest(getfield(@__MODULE__, :GPU).ensemble_gpu, args...; kwargs...)
 
 end # module HybridEqEngine

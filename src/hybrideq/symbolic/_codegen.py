@@ -356,13 +356,15 @@ def julia_function(
     params: Sequence[sympy.Symbol],
     *,
     shape: tuple[int, int] | None = None,
-    out: str = "du",
+    out: str | None = "du",
 ) -> str:
     """Julia source of an in-place function ``name(out, u, p, t)`` (SciMLBase's convention).
 
     The vector form writes ``out[i] = …``; the matrix form (``shape=(n, m)``, row-major
     ``exprs``) fills ``out`` with zeros and writes the nonzero entries ``out[i, j] = …``.
-    Common subexpressions become local variables.
+    ``out=None`` gives the out-of-place form ``name(u, p, t)`` returning a tuple (for
+    static arrays: DiffEqGPU's kernels take ``SVector(name(u, p, t))``). Common
+    subexpressions become local variables.
     """
     mapping: dict[sympy.Symbol, sympy.Symbol] = {}
     read: list[str] = []
@@ -381,6 +383,10 @@ def julia_function(
     used_names = {str(s) for s in used}
     body = [line for line in read if line.split(" = ")[0] in used_names]
     body += [f"{sym} = {printer.doprint(sub)}" for sym, sub in subexprs]
+    if out is None:
+        items = ", ".join(printer.doprint(e) for e in reduced)
+        body.append(f"return ({items},)")
+        return f"function {name}(u, p, t)\n" + "".join(f"    {line}\n" for line in body) + "end\n"
     if shape is None:
         body += [f"{out}[{i + 1}] = {printer.doprint(e)}" for i, e in enumerate(reduced)]
     else:

@@ -460,7 +460,9 @@ class SymbolicODE(AbstractSymbolicModel):
     def julia_source(self, module: str = "HybridEqModel") -> str:
         """Julia source of a module with ``f!(du, u, p, t)`` and ``jac!(J, u, p, t)``.
 
-        The functions follow SciMLBase's in-place signature; the module also defines
+        The functions follow SciMLBase's in-place signature; ``f(u, p, t)`` is the
+        out-of-place right-hand side as a tuple (GPU kernels wrap it in an ``SVector``).
+        The module also defines
         ``STATES``, ``PARAMS``, ``JAC_SPARSITY`` and, with a mass matrix, ``mass_matrix(p)``.
         Code is printed by sympy's Julia printer after common subexpression elimination.
         """
@@ -481,6 +483,7 @@ class SymbolicODE(AbstractSymbolicModel):
             julia_function(
                 "jac!", list(self.jacobian), self.t, self.states, self.params, shape=(n, n), out="J"
             ),
+            julia_function("f", self.drift, self.t, self.states, self.params, out=None),
         ]
         if self.mass_matrix_expr is not None:
             parts.append(_julia_mass_matrix(self.mass_matrix_expr, self.params))

@@ -68,6 +68,7 @@ from hybrideq.solvers.sde import (
 
 __all__ = [
     "JULIA_SOLVERS",
+    "julia_gpu_algorithm",
     "JuliaSolverEntry",
     "JuliaUnsupportedError",
     "julia_algorithm",
@@ -89,12 +90,15 @@ class JuliaSolverEntry:
         build: ``(solver, autodiff) -> expression``; ``autodiff`` is the ADTypes
             expression for implicit methods.
         note: why there is no counterpart, or what differs.
+        gpu: DiffEqGPU's kernel method for GPU ensembles of sympy models (``GPUTsit5`` …;
+            DiffEqGPU ``src/DiffEqGPU.jl`` exports), or ``None``.
     """
 
     julia: str | None
     package: str
     build: Callable[[Any, str], str] | None = None
     note: str = ""
+    gpu: str | None = None
 
 
 def _plain(name: str) -> Callable[[Any, str], str]:
@@ -179,19 +183,25 @@ def _implicit_em(solver: ImplicitEM, ad: str) -> str:
 
 _ODE = "OrdinaryDiffEq"
 JULIA_SOLVERS: dict[type[AbstractSolver], JuliaSolverEntry] = {
-    Tsit5: JuliaSolverEntry("Tsit5", f"{_ODE}Tsit5", _plain("Tsit5")),
+    Tsit5: JuliaSolverEntry(
+        "Tsit5", f"{_ODE}Tsit5", _plain("Tsit5"), gpu="GPUTsit5"
+    ),
     DP5: JuliaSolverEntry("DP5", f"{_ODE}LowOrderRK", _plain("DP5")),
-    Vern7: JuliaSolverEntry("Vern7", f"{_ODE}Verner", _plain("Vern7")),
+    Vern7: JuliaSolverEntry(
+        "Vern7", f"{_ODE}Verner", _plain("Vern7"), gpu="GPUVern7"
+    ),
     BS3: JuliaSolverEntry("BS3", f"{_ODE}LowOrderRK", _plain("BS3")),
     Euler: JuliaSolverEntry("Euler", f"{_ODE}LowOrderRK", _plain("Euler")),
     RK4: JuliaSolverEntry("RK4", f"{_ODE}LowOrderRK", _plain("RK4")),
     Rosenbrock23: JuliaSolverEntry(
-        "Rosenbrock23", f"{_ODE}Rosenbrock", _rosenbrock("Rosenbrock23")
+        "Rosenbrock23", f"{_ODE}Rosenbrock", _rosenbrock("Rosenbrock23"), gpu="GPURosenbrock23"
     ),
     Rodas4: JuliaSolverEntry("Rodas4", f"{_ODE}Rosenbrock", _rosenbrock("Rodas4")),
-    Rodas5P: JuliaSolverEntry("Rodas5P", f"{_ODE}Rosenbrock", _rosenbrock("Rodas5P")),
+    Rodas5P: JuliaSolverEntry(
+        "Rodas5P", f"{_ODE}Rosenbrock", _rosenbrock("Rodas5P"), gpu="GPURodas5P"
+    ),
     TRBDF2: JuliaSolverEntry("TRBDF2", f"{_ODE}SDIRK", _dirk("TRBDF2")),
-    Kvaerno5: JuliaSolverEntry("Kvaerno5", f"{_ODE}SDIRK", _dirk("Kvaerno5")),
+    Kvaerno5: JuliaSolverEntry("Kvaerno5", f"{_ODE}SDIRK", _dirk("Kvaerno5"), gpu="GPUKvaerno5"),
     KenCarp4: JuliaSolverEntry("KenCarp4", f"{_ODE}SDIRK", _dirk("KenCarp4")),
     QNDF: JuliaSolverEntry("QNDF", f"{_ODE}BDF", _bdf("QNDF")),
     QBDF: JuliaSolverEntry(
@@ -255,3 +265,12 @@ def julia_algorithm(solver: AbstractSolver, *, autodiff: str | None = None) -> s
             "AutoForwardDiff()" if getattr(solver, "autodiff", True) else "AutoFiniteDiff()"
         )
     return entry.build(solver, autodiff)
+
+
+def julia_gpu_algorithm(solver: AbstractSolver) -> str | None:
+    """The name ``HybridEqEngine.GPU`` takes for ``solver`` (``"Tsit5"`` for ``GPUTsit5``), or
+    ``None`` when DiffEqGPU has no kernel method for it."""
+    entry = JULIA_SOLVERS.get(type(solver))
+    if entry is None or entry.gpu is None:
+        return None
+    return entry.gpu.removeprefix("GPU")

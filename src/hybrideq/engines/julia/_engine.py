@@ -25,7 +25,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hybrideq.engines.julia._algorithms import julia_algorithm, julia_support
+from hybrideq.engines.julia._algorithms import (
+    julia_algorithm,
+    julia_gpu_algorithm,
+    julia_support,
+)
 from hybrideq.engines.julia._convert import (
     from_julia_matrix,
     from_julia_retcode,
@@ -124,10 +128,25 @@ def julia_unsuitable(
         return f"{solver.name} cannot solve {kind} problem"
     if isinstance(prob, SDEProblem) and prob.noise not in solver.noise_types:
         return f"{solver.name} does not take {prob.noise} noise"
-    if prob.dtype != torch.float64:
-        return f"the Julia engine computes in float64; the problem is {prob.dtype}"
-    if prob.device.type != "cpu":
-        return "CUDA problems run on the torch engine (Julia GPU ensembles need a sympy model)"
+    if prob.device.type == "cuda":
+        if (
+            _symbolic_model(prob.f) is None
+            or not isinstance(prob, ODEProblem)
+            or julia_gpu_algorithm(solver) is None
+        ):
+            return (
+                "on CUDA the Julia engine runs GPU ensembles (DiffEqGPU) of sympy-defined "
+                "ODEs with Tsit5, Vern7, Rosenbrock23, Rodas5P or Kvaerno5; this problem "
+                "runs on the torch engine"
+            )
+        if prob.dtype not in (torch.float32, torch.float64):
+            return f"GPU ensembles compute in float32 or float64; the problem is {prob.dtype}"
+        if for_auto:
+            return "GPU ensembles are opt-in (engine='julia')"
+    elif prob.device.type != "cpu":
+        return f"the Julia engine runs on the CPU or CUDA, not {prob.device.type}"
+    elif prob.dtype != torch.float64:
+        return f"the Julia engine computes in float64 on the CPU; the problem is {prob.dtype}"
     if prob.tspan[0].numel() != 1 or prob.tspan[1].numel() != 1:
         return "per-sample time spans run on the torch engine"
     if len(prob.state_shape) != 1:
@@ -348,6 +367,8 @@ def solve_julia(
     )
     if seed is not None:
         kw["seed"] = int(seed)
+    if prob.device.type == "cuda":
+        return _solve_gpu(jl, prob, solver, kw)
     python_rhs = _symbolic_model(prob.f) is None
     alg = jl.algorithm(julia_algorithm(solver, autodiff="AutoFiniteDiff()" if python_rhs else None))
     y0 = prob.y0.detach()
@@ -373,6 +394,21 @@ def solve_julia(
     u0s = to_julia_matrix(y0.reshape(prob.batch_size, -1).contiguous())
     ps = to_julia_matrix(p.detach().reshape(prob.batch_size, -1).contiguous()) if per_sample and p is not None else None
     results = jl.ensemble_exported(jprob, alg, u0s, ps, threads=not python_cb, **kw)
+    return _collect(prob, solver, results, saveat is not None, prob.device)
+
+
+def _collect(
+    prob: ODEProblem | SDEProblem,
+    solver: AbstractSolver,
+    results: Any,
+    has_saveat: bool,
+    device: torch.device,
+) -> Solution:
+    """One batched :class:`Solution` from the exported trajectories of an ensemble.
+
+    Trajectories that stopped early are padded with NaN (``nsaved`` says how many rows
+    each has); shared save times stay ``(T,)``.
+    """
     ts, ys, rcs, sts = [], [], [], []
     for res in results:
         ts.append(torch.from_numpy(np.asarray(res.t)))
@@ -381,21 +417,49 @@ def solve_julia(
         sts.append(from_julia_stats(res.stats))
     T = max(t.shape[0] for t in ts)
     nsaved = torch.tensor([t.shape[0] for t in ts])
-    y_out = torch.full((prob.batch_size, T, ys[0].shape[1]), math.nan, dtype=torch.float64)
-    t_out = torch.full((prob.batch_size, T), math.nan, dtype=torch.float64)
+    y_out = torch.full((prob.batch_size, T, ys[0].shape[1]), math.nan, dtype=prob.dtype)
+    t_out = torch.full((prob.batch_size, T), math.nan, dtype=prob.dtype)
     for i, (t, y) in enumerate(zip(ts, ys, strict=True)):
         y_out[i, : y.shape[0]] = y
         t_out[i, : t.shape[0]] = t
-    shared = saveat is not None and bool((nsaved == T).all())
+    shared = has_saveat and bool((nsaved == T).all())
     return Solution(
-        t=t_out[0] if shared else t_out,
-        y=y_out,
-        retcodes=torch.tensor(rcs),
+        t=(t_out[0] if shared else t_out).to(device),
+        y=y_out.to(device),
+        retcodes=torch.tensor(rcs, device=device),
         stats=_stats(sts),
         batched=True,
         nsaved=None if shared else nsaved,
         solver=solver,
     )
+
+
+def _solve_gpu(jl: Any, prob: ODEProblem | SDEProblem, solver: AbstractSolver, kw: dict[str, Any]) -> Solution:
+    """A batch of a sympy model on CUDA as one DiffEqGPU ``EnsembleGPUKernel`` solve.
+
+    ``y0`` and ``p`` cross to Julia through DLPack (the CUDA tensors themselves; Julia sees
+    ``n × batch`` CuArrays over the same memory). The kernel's trajectories come back
+    through host memory (DiffEqGPU returns host solutions) and are moved to the device.
+    """
+    if prob.y0.requires_grad or (isinstance(prob.p, Tensor) and prob.p.requires_grad):
+        raise ValueError("GPU ensembles on the Julia engine have no gradients; use engine='torch'")
+    if not bool(jl.enable_gpu()):
+        raise RuntimeError(
+            "Julia sees no functional CUDA device (CUDA.functional() is false); check the "
+            "driver, or run `hybrideq julia install --cuda` to add CUDA.jl"
+        )
+    model = _symbolic_model(prob.f)
+    module = jl.load_model(model.julia_source())
+    y0 = prob.y0.detach().reshape(prob.batch_size, -1).contiguous()
+    p = prob.p.detach() if isinstance(prob.p, Tensor) else None
+    if p is not None and not _per_sample_p(prob):
+        p = p.reshape(1, -1).expand(prob.batch_size, -1)
+    ps = None if p is None else p.to(prob.dtype).contiguous()
+    tspan = (float(prob.tspan[0].reshape(-1)[0]), float(prob.tspan[1].reshape(-1)[0]))
+    T = jl.seval("Float32") if prob.dtype == torch.float32 else jl.seval("Float64")
+    kw = {k: v for k, v in kw.items() if k != "maxiters"}
+    results = jl.ensemble_gpu(module, y0, ps, tspan, julia_gpu_algorithm(solver), T=T, **kw)
+    return _collect(prob, solver, results, kw.get("saveat") is not None, prob.device)
 
 
 class _JuliaSolve(torch.autograd.Function):
