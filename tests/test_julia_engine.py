@@ -539,3 +539,153 @@ def test_julia_gpu_ensemble_matches_the_torch_engine() -> None:
     th = hq.solve(prob, hq.Tsit5(), saveat=t, rtol=1e-6, atol=1e-6, engine="torch")
     assert jl.y.device.type == "cuda"
     torch.testing.assert_close(jl.y, th.y, rtol=1e-3, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- Python side of solve
+
+
+class _RecordingEngine:
+    """A recording stand-in for the HybridEqEngine Julia module (NOT Julia, NOT a solver of
+    record): it records what the Python side sends, and for Python-callback problems it
+    calls the callbacks the way Julia would (output array first, NumPy arrays standing in
+    for juliacall's wrappers) with fixed RK4 steps, so that the callback plumbing is
+    exercised end to end. Nothing here checks Julia's numbers."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def algorithm(self, expr: str) -> str:
+        self.calls.append(("algorithm", expr))
+        return expr
+
+    def load_model(self, source: str) -> str:
+        self.calls.append(("load_model", source))
+        return source
+
+    def model_problem(self, module: str, u0: np.ndarray, tspan: tuple, p: object) -> dict:
+        self.calls.append(("model_problem", (u0, tspan, p)))
+        return {"kind": "model", "u0": u0, "tspan": tspan}
+
+    def python_problem(self, f, u0, tspan, p, jac=None, vjp=None, vjp_p=None, mass_matrix=None):
+        self.calls.append(("python_problem", {"jac": jac, "vjp": vjp, "vjp_p": vjp_p}))
+        return {"kind": "python", "f": f, "u0": u0, "tspan": tspan, "p": p, "vjp": vjp}
+
+    def _rk4(self, prob: dict, saveat: np.ndarray) -> np.ndarray:
+        u = np.array(prob["u0"], dtype=float)
+        p = prob["p"]
+        out, t, h = [], prob["tspan"][0], 1e-3
+
+        def rhs(tt: float, uu: np.ndarray) -> np.ndarray:
+            du = np.zeros_like(uu)
+            prob["f"](du, uu, p, tt)
+            return du
+
+        for ts in saveat:
+            while t < ts - 1e-12:
+                dt = min(h, ts - t)
+                k1 = rhs(t, u)
+                k2 = rhs(t + dt / 2, u + dt / 2 * k1)
+                k3 = rhs(t + dt / 2, u + dt / 2 * k2)
+                k4 = rhs(t + dt, u + dt * k3)
+                u, t = u + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4), t + dt
+            out.append(u.copy())
+        return np.asfortranarray(np.array(out).T)  # Julia's n × T
+
+    def solve_exported(self, prob: dict, alg: str, **kw: object):
+        from types import SimpleNamespace
+
+        self.calls.append(("solve_exported", kw))
+        saveat = np.asarray(kw["saveat"])
+        u = self._rk4(prob, saveat) if prob["kind"] == "python" else np.zeros((2, len(saveat)))
+        stats = {"nf": 4, "nw": 0, "nsolve": 0, "njacs": 0, "nnonliniter": 0}
+        return SimpleNamespace(
+            t=saveat.copy(), u=u, retcode="Success", stats=stats | {"naccept": 1, "nreject": 0}
+        )
+
+    def ensemble_exported(self, prob, alg, u0s, ps, threads, **kw):
+        self.calls.append(("ensemble_exported", (u0s, ps, threads)))
+        outs = []
+        for b in range(u0s.shape[1]):
+            one = dict(prob, u0=u0s[:, b], p=prob["p"] if ps is None else ps[:, b])
+            outs.append(self.solve_exported(one, alg, **kw))
+        outs[-1].retcode = "MaxIters"
+        outs[-1].u = outs[-1].u[:, :2]
+        outs[-1].t = outs[-1].t[:2]
+        return outs
+
+    def adjoint_exported(self, prob, alg, sense, t, dLdu, **kw):
+        from types import SimpleNamespace
+
+        self.calls.append(("adjoint_exported", (sense, np.asarray(t), dLdu, kw)))
+        return SimpleNamespace(du0=np.array([1.0, 2.0]), dp=np.array([3.0]), retcode="Success")
+
+
+@pytest.fixture
+def recording_engine(monkeypatch: pytest.MonkeyPatch) -> _RecordingEngine:
+    import hybrideq.engines.julia as jpkg
+    from hybrideq.engines.julia import _engine
+
+    stand_in = _RecordingEngine()
+    monkeypatch.setattr(jpkg, "require_julia", lambda *a, **k: "/stand-in/julia")
+    monkeypatch.setattr(_engine, "load_engine", lambda: stand_in)
+    return stand_in
+
+
+def test_solve_julia_python_side_with_a_recording_stand_in(
+    recording_engine: _RecordingEngine,
+) -> None:
+    """Argument translation of solve(..., engine='julia'), with the recording stand-in."""
+    k_ = torch.tensor([0.5], dtype=torch.float64)
+    prob = hq.ODEProblem(
+        lambda t, u, p: -p * u, torch.tensor([1.0, 2.0], dtype=torch.float64), (0.0, 1.0), k_
+    )
+    t = torch.linspace(0, 1, 5, dtype=torch.float64)
+    sol = hq.solve(prob, hq.Rodas5P(), saveat=t, rtol=1e-7, atol=1e-9, engine="julia")
+    names = [c[0] for c in recording_engine.calls]
+    assert names[:3] == ["algorithm", "python_problem", "solve_exported"]
+    assert recording_engine.calls[0][1] == "Rodas5P(autodiff = AutoFiniteDiff())"
+    hooks = recording_engine.calls[1][1]
+    assert isinstance(hooks, dict) and hooks["jac"] is None and callable(hooks["vjp"])
+    kw = recording_engine.calls[2][1]
+    assert isinstance(kw, dict) and kw["reltol"] == 1e-7 and kw["abstol"] == 1e-9
+    # the torch callback, called the way Julia calls it, integrates the right equation
+    expected = torch.stack([torch.exp(-0.5 * t), 2 * torch.exp(-0.5 * t)], 1)
+    torch.testing.assert_close(sol.y, expected, rtol=1e-10, atol=1e-12)
+    assert sol.retcode == hq.ReturnCode.Success and int(sol.stats.nf) == 4
+    # a sympy model goes as generated Julia source, with ForwardDiff for the solver
+    recording_engine.calls.clear()
+    hq.solve(_symbolic_problem(), hq.Rodas5P(), saveat=t, engine="julia")
+    assert recording_engine.calls[0] == ("algorithm", "Rodas5P(autodiff = AutoForwardDiff())")
+    assert recording_engine.calls[1][0] == "load_model"
+    assert "function f!(du, u, p, t)" in str(recording_engine.calls[1][1])
+
+
+def test_solve_julia_batch_and_gradients_with_a_recording_stand_in(
+    recording_engine: _RecordingEngine,
+) -> None:
+    """Ensembles (per-sample p, a trajectory that stopped early) and the adjoint's
+    arguments and results, with the recording stand-in (not Julia)."""
+    y0 = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=torch.float64)
+    p = torch.tensor([[0.1], [0.2], [0.3]], dtype=torch.float64)
+    prob = hq.ODEProblem(lambda t, u, q: -q * u, y0, (0.0, 1.0), p)
+    t = torch.linspace(0, 1, 4, dtype=torch.float64)
+    sol = hq.solve(prob, hq.Tsit5(), saveat=t, engine="julia")
+    u0s, ps, threads = recording_engine.calls[-4][1]  # type: ignore[misc]
+    assert u0s.shape == (2, 3) and np.shares_memory(u0s, y0.numpy()) and threads is False
+    assert ps.shape == (1, 3) and ps[0].tolist() == [0.1, 0.2, 0.3]
+    assert sol.y.shape == (3, 4, 2) and sol.nsaved is not None
+    assert sol.nsaved.tolist() == [4, 4, 2] and bool(torch.isnan(sol.y[2, 2:]).all())
+    assert sol.retcodes.tolist() == [1, 1, int(hq.ReturnCode.MaxIters)]
+    torch.testing.assert_close(sol.y[1, -1], y0[1] * torch.exp(torch.tensor(-0.2)))
+    # gradients: the adjoint gets ∂L/∂u as Julia's n × T and a SciMLSensitivity expression
+    y0g = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    pg = torch.tensor([0.5], dtype=torch.float64, requires_grad=True)
+    single = hq.ODEProblem(lambda t, u, q: -q * u, y0g, (0.0, 1.0), pg)
+    out = hq.solve(single, hq.Tsit5(), saveat=t, engine="julia", sensealg=hq.GaussAdjoint())
+    (out.y * torch.arange(8.0, dtype=torch.float64).reshape(4, 2)).sum().backward()
+    name, (sense, ts, dLdu, kw) = recording_engine.calls[-1]  # type: ignore[misc]
+    assert name == "adjoint_exported" and sense.startswith("GaussAdjoint(autojacvec = ZygoteVJP()")
+    assert dLdu.shape == (2, 4) and dLdu.flags.f_contiguous and dLdu[1, 3] == 7.0
+    assert ts.tolist() == t.tolist() and "saveat" not in kw
+    assert y0g.grad is not None and y0g.grad.tolist() == [1.0, 2.0]
+    assert pg.grad is not None and pg.grad.tolist() == [3.0]
