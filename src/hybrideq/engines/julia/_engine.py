@@ -332,39 +332,27 @@ def solve_julia(
     prob: ODEProblem | SDEProblem,
     solver: AbstractSolver,
     *,
-    saveat: Tensor | None,
-    rtol: Any,
-    atol: Any,
-    dt: Any = None,
-    adaptive: bool | None = None,
-    dtmin: Any = None,
-    dtmax: Any = None,
-    maxiters: int = 100_000,
-    dense: bool | None = None,
     sensealg: AbstractSensitivityAlgorithm | None = None,
     seed: int | None = None,
+    **options: Any,
 ) -> Solution:
     """Solve ``prob`` on the Julia engine (see the module docstring).
 
     A batch runs as one ``EnsembleProblem`` (threads for generated Julia code, serial for
     Python callbacks, which need the GIL). Gradients with respect to ``y0`` and ``p``
     flow through :class:`_JuliaSolve` when they require grad.
+
+    Args:
+        options: ``saveat`` (a ``(T,)`` tensor or ``None``), ``rtol``, ``atol``, ``dt``,
+            ``adaptive``, ``dtmin``, ``dtmax``, ``maxiters``, ``dense``: translated by
+            :func:`~hybrideq.engines.julia._convert.julia_solve_kwargs`.
     """
     reason = julia_unsuitable(prob, solver, sensealg)
     if reason is not None:
         raise ValueError(f"engine='julia' cannot run this solve: {reason}")
     jl = load_engine()
-    kw = julia_solve_kwargs(
-        rtol=rtol,
-        atol=atol,
-        saveat=saveat,
-        dt=dt,
-        adaptive=adaptive,
-        dtmin=dtmin,
-        dtmax=dtmax,
-        maxiters=maxiters,
-        dense=dense,
-    )
+    saveat = options.get("saveat")
+    kw = julia_solve_kwargs(**options)
     if seed is not None:
         kw["seed"] = int(seed)
     if prob.device.type == "cuda":
