@@ -293,6 +293,16 @@ def test_torch_callbacks_write_into_the_arrays_julia_gives() -> None:
     # ∂f/∂p: f1 = a x − b x y, f2 = c x y − d y
     dfdp = np.array([[0.5, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -2.0]])
     np.testing.assert_allclose(out_p, dfdp.T @ lam, rtol=1e-14)
+    # an SDE's noise matrix: Julia's n × m column-major G, filled element by element
+    g = _TorchCallbacks(
+        lambda t, u, q: torch.outer(u, torch.tensor([1.0, 10.0, 100.0], dtype=torch.float64)),
+        None,
+        None,
+        (2,),
+    )
+    G = np.zeros((2, 3), order="F")
+    g.rhs(G, u, None, 0.0)
+    np.testing.assert_allclose(G, np.outer(u, [1.0, 10.0, 100.0]))
     # p from Julia (an ensemble's per-trajectory parameters) is what the callback uses
     cb.rhs(du, u, np.array([0.0, 0.0, 0.0, 0.0]), 0.3)
     assert du.tolist() == [0.0, 0.0]
@@ -689,3 +699,17 @@ def test_solve_julia_batch_and_gradients_with_a_recording_stand_in(
     assert ts.tolist() == t.tolist() and "saveat" not in kw
     assert y0g.grad is not None and y0g.grad.tolist() == [1.0, 2.0]
     assert pg.grad is not None and pg.grad.tolist() == [3.0]
+
+
+@pytest.mark.julia
+def test_julia_sde_ensemble_has_the_gbm_moments() -> None:
+    """E[X_T] = x0 e^{μT}; 4000 EM paths must land within 4 standard errors."""
+    mu, sigma = sp.symbols("mu sigma")
+    gbm = SymbolicSDE({x: mu * x}, {x: sigma * x}, params={mu: 0.5, sigma: 0.3})
+    prob = gbm.problem(torch.ones(4000, 1, dtype=torch.float64), (0.0, 1.0))
+    sol = hq.solve(prob, hq.EM(), dt=1e-3, saveat=[1.0], engine="julia")
+    end = sol.y[:, -1, 0]
+    exact_mean = float(np.exp(0.5))
+    exact_sd = exact_mean * float(np.sqrt(np.exp(0.09) - 1))
+    assert abs(float(end.mean()) - exact_mean) < 4 * exact_sd / np.sqrt(4000)
+    assert abs(float(end.std()) / exact_sd - 1) < 0.1

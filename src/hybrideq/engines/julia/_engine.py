@@ -221,7 +221,10 @@ class _TorchCallbacks:
         with torch.no_grad():
             y = _as_tensor(u).view(self.state_shape)
             out = self.f(torch.tensor(float(t), dtype=torch.float64), y, self._p(p))
-            _as_tensor(du).copy_(out.reshape(-1))
+            # du is Julia's vector, or (an SDE's noise matrix) its n × m column-major matrix:
+            # the NumPy view indexes [i, j] as Julia does, whatever the strides
+            target = _as_tensor(du)
+            target.copy_(out.reshape(target.shape))
 
     def jac(self, J: Any, u: Any, p: Any, t: Any) -> None:
         with torch.no_grad():
@@ -365,6 +368,11 @@ def solve_julia(
     wants_grad = torch.is_grad_enabled() and (
         prob.y0.requires_grad or (isinstance(prob.p, Tensor) and prob.p.requires_grad)
     )
+    if wants_grad and isinstance(prob, SDEProblem):
+        raise ValueError(
+            "gradients of SDE solves run on the torch engine (its adjoints query the same "
+            "Brownian path); use engine='torch'"
+        )
     if not prob.batched:
         if wants_grad:
             if saveat is None:
