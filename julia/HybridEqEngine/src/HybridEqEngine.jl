@@ -64,18 +64,18 @@ algorithm(expr::AbstractString) = Core.eval(@__MODULE__, Meta.parse(expr))
 # --------------------------------------------------------------------------- sympy models
 
 """
-    load_model(source::AbstractString) -> Module
+    load_model(source::AbstractString; name = "HybridEqModel") -> Module
 
 Evaluate the Julia source of a `hybrideq.symbolic` model (`SymbolicODE.julia_source()`:
-a module defining `f!`, `jac!`, optionally `mass_matrix(p)`; `SymbolicSDE`: `f!`, `g!`)
-in a fresh anonymous module and return the model module.
+`module HybridEqModel` defining `f!`, `jac!`, `f`, optionally `mass_matrix(p)`;
+`SymbolicSDE`: `f!`, `g!`) inside a fresh host module, so that models never replace one
+another, and return the model module.
 """
-function load_model(source::AbstractString)
+function load_model(source::AbstractString; name::AbstractString = "HybridEqModel")
     host = Module(:HybridEqModels)
     Base.include_string(host, source)
-    names = filter(n -> getfield(host, n) isa Module && n !== :HybridEqModels, Base.names(host; all = true))
-    isempty(names) && error("the model source defines no module")
-    return getfield(host, first(names))
+    isdefined(host, Symbol(name)) || error("the model source defines no module $(name)")
+    return getfield(host, Symbol(name))
 end
 
 _params(p) = p === nothing ? NullParameters() : Vector{Float64}(p)
