@@ -354,6 +354,10 @@ def test_auto_picks_julia_only_for_problems_that_suit_it(monkeypatch: pytest.Mon
     sde = SymbolicSDE({x: -x}, {x: 0.1}).problem([1.0], (0.0, 1.0))
     assert engine_choice(sde, hq.EM(), "auto")[0] == "torch"
     assert julia_unsuitable(sde, hq.Tsit5()) == "Tsit5 cannot solve an SDE problem"
+    odd_p = hq.ODEProblem(
+        lambda t, u, q: -q["k"] * u, torch.ones(1, dtype=torch.float64), (0, 1), {"k": 1.0}
+    )
+    assert "parameters must be a tensor" in (julia_unsuitable(odd_p, hq.Tsit5()) or "")
 
 
 # --------------------------------------------------------------------------- import order

@@ -151,6 +151,8 @@ def julia_unsuitable(
         return "per-sample time spans run on the torch engine"
     if len(prob.state_shape) != 1:
         return f"the Julia engine takes vector states, got state shape {prob.state_shape}"
+    if prob.p is not None and not isinstance(prob.p, Tensor):
+        return f"parameters must be a tensor for the Julia engine, got {type(prob.p).__name__}"
     if sensealg is not None and julia_sensealg(sensealg, python_rhs=True) is None:
         return f"{type(sensealg).__name__} has no Julia counterpart"
     if for_auto:
