@@ -68,10 +68,10 @@ from hybrideq.solvers.sde import (
 
 __all__ = [
     "JULIA_SOLVERS",
-    "julia_gpu_algorithm",
     "JuliaSolverEntry",
     "JuliaUnsupportedError",
     "julia_algorithm",
+    "julia_gpu_algorithm",
     "julia_support",
 ]
 
@@ -183,13 +183,9 @@ def _implicit_em(solver: ImplicitEM, ad: str) -> str:
 
 _ODE = "OrdinaryDiffEq"
 JULIA_SOLVERS: dict[type[AbstractSolver], JuliaSolverEntry] = {
-    Tsit5: JuliaSolverEntry(
-        "Tsit5", f"{_ODE}Tsit5", _plain("Tsit5"), gpu="GPUTsit5"
-    ),
+    Tsit5: JuliaSolverEntry("Tsit5", f"{_ODE}Tsit5", _plain("Tsit5"), gpu="GPUTsit5"),
     DP5: JuliaSolverEntry("DP5", f"{_ODE}LowOrderRK", _plain("DP5")),
-    Vern7: JuliaSolverEntry(
-        "Vern7", f"{_ODE}Verner", _plain("Vern7"), gpu="GPUVern7"
-    ),
+    Vern7: JuliaSolverEntry("Vern7", f"{_ODE}Verner", _plain("Vern7"), gpu="GPUVern7"),
     BS3: JuliaSolverEntry("BS3", f"{_ODE}LowOrderRK", _plain("BS3")),
     Euler: JuliaSolverEntry("Euler", f"{_ODE}LowOrderRK", _plain("Euler")),
     RK4: JuliaSolverEntry("RK4", f"{_ODE}LowOrderRK", _plain("RK4")),
@@ -261,9 +257,7 @@ def julia_algorithm(solver: AbstractSolver, *, autodiff: str | None = None) -> s
         reason = entry.note if entry is not None else "not in the Julia engine's solver table"
         raise JuliaUnsupportedError(f"{solver.name} cannot run on the Julia engine: {reason}")
     if autodiff is None:
-        autodiff = (
-            "AutoForwardDiff()" if getattr(solver, "autodiff", True) else "AutoFiniteDiff()"
-        )
+        autodiff = "AutoForwardDiff()" if getattr(solver, "autodiff", True) else "AutoFiniteDiff()"
     return entry.build(solver, autodiff)
 
 

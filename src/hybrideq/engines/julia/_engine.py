@@ -264,7 +264,9 @@ def _per_sample_p(prob: ODEProblem | SDEProblem) -> bool:
     return isinstance(p, Tensor) and prob.batched and p.ndim == 2 and p.shape[0] == prob.batch_size
 
 
-def _julia_problem(jl: Any, prob: ODEProblem | SDEProblem, y0: Tensor, p: Tensor | None) -> tuple[Any, bool, Any]:
+def _julia_problem(
+    jl: Any, prob: ODEProblem | SDEProblem, y0: Tensor, p: Tensor | None
+) -> tuple[Any, bool, Any]:
     """The Julia problem for one trajectory; returns ``(problem, python_rhs, callbacks)``."""
     model = _symbolic_model(prob.f)
     tspan = (float(prob.tspan[0].reshape(-1)[0]), float(prob.tspan[1].reshape(-1)[0]))
@@ -273,9 +275,15 @@ def _julia_problem(jl: Any, prob: ODEProblem | SDEProblem, y0: Tensor, p: Tensor
     if model is not None:
         module = jl.load_model(model.julia_source())
         if isinstance(prob, SDEProblem):
-            shape = model.noise_shape if prob.noise in ("general", "additive") and prob.matrix_noise else None
+            shape = (
+                model.noise_shape
+                if prob.noise in ("general", "additive") and prob.matrix_noise
+                else None
+            )
             return (
-                jl.model_sde_problem(module, u0, tspan, pj, noise_shape=shape, scalar=prob.noise == "scalar"),
+                jl.model_sde_problem(
+                    module, u0, tspan, pj, noise_shape=shape, scalar=prob.noise == "scalar"
+                ),
                 False,
                 None,
             )
@@ -286,7 +294,9 @@ def _julia_problem(jl: Any, prob: ODEProblem | SDEProblem, y0: Tensor, p: Tensor
         gcb = _TorchCallbacks(prob.g, None, p_shape, prob.state_shape)
         shape = (prob.n, prob.noise_dim) if prob.matrix_noise else None
         return (
-            jl.python_sde_problem(cb.rhs, gcb.rhs, u0, tspan, pj, noise_shape=shape, scalar=prob.noise == "scalar"),
+            jl.python_sde_problem(
+                cb.rhs, gcb.rhs, u0, tspan, pj, noise_shape=shape, scalar=prob.noise == "scalar"
+            ),
             True,
             (cb, gcb),
         )
@@ -326,7 +336,9 @@ def _stats(all_stats: list[dict[str, int]]) -> Stats:
     )
 
 
-def _one(jl: Any, prob: Any, alg: Any, kw: dict[str, Any]) -> tuple[Tensor, Tensor, ReturnCode, dict[str, int]]:
+def _one(
+    jl: Any, prob: Any, alg: Any, kw: dict[str, Any]
+) -> tuple[Tensor, Tensor, ReturnCode, dict[str, int]]:
     res = jl.solve_exported(prob, alg, **kw)
     t = torch.from_numpy(np.asarray(res.t))
     y = from_julia_matrix(res.u)
@@ -382,15 +394,28 @@ def solve_julia(
             return _JuliaSolve.run(prob, solver, sensealg or InterpolatingAdjoint(), kw)
         jprob, _, _keep = _julia_problem(jl, prob, y0, None if p is None else p.detach())
         t, y, rc, st = _one(jl, jprob, alg, kw)
-        return Solution(t=t, y=y, retcodes=torch.tensor([int(rc)]), stats=_stats([st]), batched=False, solver=solver)
+        return Solution(
+            t=t,
+            y=y,
+            retcodes=torch.tensor([int(rc)]),
+            stats=_stats([st]),
+            batched=False,
+            solver=solver,
+        )
     if wants_grad:
         raise ValueError(
             "gradients of a batched solve on the Julia engine are not supported yet; solve "
             "the samples one by one or use engine='torch'"
         )
-    jprob, python_cb, _keep = _julia_problem(jl, prob, y0[0], None if p is None else (p[0] if per_sample else p).detach())
+    jprob, python_cb, _keep = _julia_problem(
+        jl, prob, y0[0], None if p is None else (p[0] if per_sample else p).detach()
+    )
     u0s = to_julia_matrix(y0.reshape(prob.batch_size, -1).contiguous())
-    ps = to_julia_matrix(p.detach().reshape(prob.batch_size, -1).contiguous()) if per_sample and p is not None else None
+    ps = (
+        to_julia_matrix(p.detach().reshape(prob.batch_size, -1).contiguous())
+        if per_sample and p is not None
+        else None
+    )
     results = jl.ensemble_exported(jprob, alg, u0s, ps, threads=not python_cb, **kw)
     return _collect(prob, solver, results, saveat is not None, prob.device)
 
@@ -432,7 +457,9 @@ def _collect(
     )
 
 
-def _solve_gpu(jl: Any, prob: ODEProblem | SDEProblem, solver: AbstractSolver, kw: dict[str, Any]) -> Solution:
+def _solve_gpu(
+    jl: Any, prob: ODEProblem | SDEProblem, solver: AbstractSolver, kw: dict[str, Any]
+) -> Solution:
     """A batch of a sympy model on CUDA as one DiffEqGPU ``EnsembleGPUKernel`` solve.
 
     ``y0`` and ``p`` cross to Julia through DLPack (the CUDA tensors themselves; Julia sees
@@ -464,22 +491,52 @@ class _JuliaSolve(torch.autograd.Function):
     """Forward: a Julia solve saved at ``saveat``; backward: SciMLSensitivity's adjoint."""
 
     @staticmethod
-    def run(prob: Any, solver: AbstractSolver, sensealg: AbstractSensitivityAlgorithm, kw: dict[str, Any]) -> Solution:
+    def run(
+        prob: Any,
+        solver: AbstractSolver,
+        sensealg: AbstractSensitivityAlgorithm,
+        kw: dict[str, Any],
+    ) -> Solution:
         p = prob.p if isinstance(prob.p, Tensor) else torch.zeros(0, dtype=torch.float64)
         ctx_box: dict[str, Any] = {}
         y = _JuliaSolve.apply(prob.y0, p, prob, solver, sensealg, kw, ctx_box)
         t, rc, st = ctx_box["t"], ctx_box["rc"], ctx_box["stats"]
-        return Solution(t=t, y=y, retcodes=torch.tensor([int(rc)]), stats=_stats([st]), batched=False, solver=solver)
+        return Solution(
+            t=t,
+            y=y,
+            retcodes=torch.tensor([int(rc)]),
+            stats=_stats([st]),
+            batched=False,
+            solver=solver,
+        )
 
     @staticmethod
-    def forward(ctx: Any, y0: Tensor, p: Tensor, prob: Any, solver: Any, sensealg: Any, kw: Any, box: dict[str, Any]) -> Tensor:  # type: ignore[override]
+    def forward(
+        ctx: Any,
+        y0: Tensor,
+        p: Tensor,
+        prob: Any,
+        solver: Any,
+        sensealg: Any,
+        kw: Any,
+        box: dict[str, Any],
+    ) -> Tensor:  # type: ignore[override]
         jl = load_engine()
         pp = p.detach() if p.numel() else None
         jprob, python_rhs, keep = _julia_problem(jl, prob, y0.detach(), pp)
-        alg = jl.algorithm(julia_algorithm(solver, autodiff="AutoFiniteDiff()" if python_rhs else None))
+        alg = jl.algorithm(
+            julia_algorithm(solver, autodiff="AutoFiniteDiff()" if python_rhs else None)
+        )
         t, y, rc, st = _one(jl, jprob, alg, kw)
         box.update(t=t, rc=rc, stats=st)
-        ctx.julia = (jprob, alg, jl.algorithm(julia_sensealg(sensealg, python_rhs=python_rhs)), kw, keep, rc)
+        ctx.julia = (
+            jprob,
+            alg,
+            jl.algorithm(julia_sensealg(sensealg, python_rhs=python_rhs)),
+            kw,
+            keep,
+            rc,
+        )
         ctx.shapes = (y0.shape, p.shape)
         return y.clone()
 
@@ -490,12 +547,24 @@ class _JuliaSolve(torch.autograd.Function):
         y0_shape, p_shape = ctx.shapes
         if rc != ReturnCode.Success:
             nan = torch.full(y0_shape, math.nan, dtype=torch.float64)
-            return nan, torch.full(p_shape, math.nan, dtype=torch.float64), None, None, None, None, None
+            return (
+                nan,
+                torch.full(p_shape, math.nan, dtype=torch.float64),
+                None,
+                None,
+                None,
+                None,
+                None,
+            )
         dLdu = grad_y.detach().to(torch.float64).contiguous()  # (T, n): Julia sees n × T
         t = kw["saveat"]
         rest = {k: v for k, v in kw.items() if k != "saveat"}
         res = jl.adjoint_exported(jprob, alg, sense, t, to_julia_matrix(dLdu), **rest)
         du0 = torch.from_numpy(np.asarray(res.du0).copy()).view(y0_shape)
         dp = torch.from_numpy(np.asarray(res.dp).copy())
-        dp = dp.view(p_shape) if dp.numel() == int(np.prod(p_shape)) else torch.zeros(p_shape, dtype=torch.float64)
+        dp = (
+            dp.view(p_shape)
+            if dp.numel() == int(np.prod(p_shape))
+            else torch.zeros(p_shape, dtype=torch.float64)
+        )
         return du0, dp, None, None, None, None, None
