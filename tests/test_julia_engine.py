@@ -13,6 +13,7 @@ solvers run on both engines and must agree, gradients included.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 import subprocess
@@ -717,3 +718,64 @@ def test_julia_sde_ensemble_has_the_gbm_moments() -> None:
     exact_sd = exact_mean * float(np.sqrt(np.exp(0.09) - 1))
     assert abs(float(end.mean()) - exact_mean) < 4 * exact_sd / np.sqrt(4000)
     assert abs(float(end.std()) / exact_sd - 1) < 0.1
+
+
+def test_batched_gradients_run_one_adjoint_per_sample_with_a_recording_stand_in(
+    recording_engine: _RecordingEngine,
+) -> None:
+    """With the recording stand-in (not Julia): a batch with gradients is one
+    differentiable solve and one adjoint call per sample; shared p gradients add up."""
+    y0 = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=torch.float64)
+    y0.requires_grad_(True)
+    p = torch.tensor([0.5], dtype=torch.float64, requires_grad=True)
+    prob = hq.ODEProblem(lambda t, u, q: -q * u, y0, (0.0, 1.0), p)
+    t = torch.linspace(0, 1, 4, dtype=torch.float64)
+    sol = hq.solve(prob, hq.Tsit5(), saveat=t, engine="julia", sensealg=hq.QuadratureAdjoint())
+    assert sol.y.shape == (3, 4, 2) and sol.nsaved is None and sol.t.shape == (4,)
+    torch.testing.assert_close(sol.y[2, -1], y0[2].detach() * torch.exp(torch.tensor(-0.5)))
+    sol.y.sum().backward()
+    adjoints = [c for c in recording_engine.calls if c[0] == "adjoint_exported"]
+    assert len(adjoints) == 3
+    assert y0.grad is not None and y0.grad.tolist() == [[1.0, 2.0]] * 3
+    assert p.grad is not None and p.grad.tolist() == [9.0]  # 3.0 from each sample
+
+
+@pytest.mark.julia
+def test_julia_batched_gradients_match_the_torch_engine() -> None:
+    t = torch.linspace(0, 2, 5, dtype=torch.float64)
+
+    def grads(engine: str) -> tuple[torch.Tensor, torch.Tensor]:
+        y0 = torch.tensor([[0.44, 4.6], [1.0, 1.0]], dtype=torch.float64, requires_grad=True)
+        p = torch.tensor([1.3, 0.9, 0.8, 1.8], dtype=torch.float64, requires_grad=True)
+        prob = hq.ODEProblem(_lv, y0, (0.0, 2.0), p)
+        sol = hq.solve(prob, hq.Tsit5(), saveat=t, rtol=1e-10, atol=1e-12, engine=engine)
+        sol.y.pow(2).sum().backward()
+        assert y0.grad is not None and p.grad is not None
+        return y0.grad, p.grad
+
+    for a, b in zip(grads("julia"), grads("torch"), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.julia
+def test_pysr_runs_in_the_julia_engines_session() -> None:
+    if importlib.util.find_spec("pysr") is None:
+        pytest.skip("needs PySR (pip install 'hybrideq[symbolic]')")
+    from hybrideq.engines.julia._engine import load_engine
+    from hybrideq.symbolic import PySR, discover
+
+    load_engine()
+    tt = np.linspace(0, 2, 40)
+    model = discover(
+        tt,
+        np.exp(-tt)[:, None],
+        -np.exp(-tt)[:, None],
+        method=PySR(niterations=5, random_state=0, deterministic=True),
+        states=["u"],
+    )
+    assert model.equations
+    import juliacall
+
+    assert bool(juliacall.Main.seval("isdefined(Main, :HybridEqEngine)"))  # one Julia session
+    sol = hq.solve(_symbolic_problem(), hq.Tsit5(), saveat=[1.0], engine="julia")
+    assert sol.retcode == hq.ReturnCode.Success

@@ -403,10 +403,9 @@ def solve_julia(
             solver=solver,
         )
     if wants_grad:
-        raise ValueError(
-            "gradients of a batched solve on the Julia engine are not supported yet; solve "
-            "the samples one by one or use engine='torch'"
-        )
+        if saveat is None:
+            raise ValueError("gradients on the Julia engine need saveat=... (the loss times)")
+        return _batched_with_gradients(prob, solver, sensealg or InterpolatingAdjoint(), kw)
     jprob, python_cb, _keep = _julia_problem(
         jl, prob, y0[0], None if p is None else (p[0] if per_sample else p).detach()
     )
@@ -418,6 +417,61 @@ def solve_julia(
     )
     results = jl.ensemble_exported(jprob, alg, u0s, ps, threads=not python_cb, **kw)
     return _collect(prob, solver, results, saveat is not None, prob.device)
+
+
+def _batched_with_gradients(
+    prob: ODEProblem | SDEProblem,
+    solver: AbstractSolver,
+    sensealg: AbstractSensitivityAlgorithm,
+    kw: dict[str, Any],
+) -> Solution:
+    """A batch with gradients: one differentiable solve (and one adjoint) per sample.
+
+    Each sample is a :class:`_JuliaSolve` of ``y0[i]`` with ``p[i]`` (or the shared ``p``);
+    autograd sums the shared parameters' gradients over the samples. A sample that fails
+    keeps its prefix, padded with NaN; its gradient is NaN.
+    """
+    per_sample = _per_sample_p(prob)
+    sols = []
+    for i in range(prob.batch_size):
+        p = prob.p[i] if per_sample else prob.p
+        assert isinstance(prob, ODEProblem)
+        sols.append(_JuliaSolve.run(prob.remake(y0=prob.y0[i], p=p), solver, sensealg, kw))
+    T = max(s.y.shape[0] for s in sols)
+    rows = [
+        torch.cat([s.y, s.y.new_full((T - s.y.shape[0], s.y.shape[1]), math.nan)])
+        if s.y.shape[0] < T
+        else s.y
+        for s in sols
+    ]
+    nsaved = torch.tensor([s.y.shape[0] for s in sols])
+    full = bool((nsaved == T).all())
+    return Solution(
+        t=sols[0].t
+        if full
+        else torch.stack(
+            [torch.nn.functional.pad(s.t, (0, T - s.t.shape[0]), value=math.nan) for s in sols]
+        ),
+        y=torch.stack(rows),
+        retcodes=torch.cat([s.retcodes for s in sols]),
+        stats=_stats([_stat_row(s.stats) for s in sols]),
+        batched=True,
+        nsaved=None if full else nsaved,
+        solver=solver,
+    )
+
+
+def _stat_row(stats: Stats) -> dict[str, int]:
+    """One sample's counters back as the dict :func:`_stats` takes."""
+    assert stats.nnonliniter is not None
+    return {
+        "nf": int(stats.nf),
+        "naccept": int(stats.naccept),
+        "nreject": int(stats.nreject),
+        "njac": int(stats.njac),
+        "nlu": int(stats.nlu),
+        "nnonliniter": int(stats.nnonliniter),
+    }
 
 
 def _collect(
