@@ -617,6 +617,18 @@ class _RecordingEngine:
             t=saveat.copy(), u=u, retcode="Success", stats=stats | {"naccept": 1, "nreject": 0}
         )
 
+    def solve_dense(self, prob: dict, alg: str, **kw: object):
+        from types import SimpleNamespace
+
+        self.calls.append(("solve_dense", kw))
+        grid = np.linspace(prob["tspan"][0], prob["tspan"][1], 11)
+        export = self.solve_exported(prob, alg, saveat=grid)
+        return SimpleNamespace(exported=export, sol=prob)
+
+    def interpolate_exported(self, sol: dict, ts: np.ndarray) -> np.ndarray:
+        self.calls.append(("interpolate_exported", np.asarray(ts).copy()))
+        return self._rk4(sol, np.asarray(ts))
+
     def ensemble_exported(self, prob, alg, u0s, ps, threads, **kw):
         self.calls.append(("ensemble_exported", (u0s, ps, threads)))
         outs = []
@@ -779,3 +791,28 @@ def test_pysr_runs_in_the_julia_engines_session() -> None:
     assert bool(juliacall.Main.seval("isdefined(Main, :HybridEqEngine)"))  # one Julia session
     sol = hq.solve(_symbolic_problem(), hq.Tsit5(), saveat=[1.0], engine="julia")
     assert sol.retcode == hq.ReturnCode.Success
+
+
+def test_julia_dense_output_with_a_recording_stand_in(recording_engine: _RecordingEngine) -> None:
+    """Without saveat the Julia solution is kept and sol(t) asks it (recording stand-in)."""
+    prob = hq.ODEProblem(
+        lambda t, u, q: -q * u,
+        torch.tensor([1.0, 2.0], dtype=torch.float64),
+        (0.0, 1.0),
+        torch.tensor([0.5], dtype=torch.float64),
+    )
+    sol = hq.solve(prob, hq.Tsit5(), engine="julia")
+    assert [c[0] for c in recording_engine.calls if c[0].startswith("solve")] == [
+        "solve_dense",
+        "solve_exported",
+    ]
+    ts = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    torch.testing.assert_close(
+        sol(ts), torch.exp(-0.5 * ts)[:, None] * torch.tensor([1.0, 2.0], dtype=torch.float64)
+    )
+    assert sol(0.5).shape == (2,)
+    with pytest.raises(ValueError, match=r"t must lie in the solved span \[0.0, 1.0\]"):
+        sol(1.5)
+    batch = prob.remake(y0=torch.ones(2, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="dense output of a batched solve"):
+        hq.solve(batch, hq.Tsit5(), engine="julia", dense=True)

@@ -368,6 +368,7 @@ def _solve(
             dtmin=dtmin,
             dtmax=dtmax,
             maxiters=maxiters,
+            dense=dense,
             sensealg=sensealg,
             seed=seed,
         )

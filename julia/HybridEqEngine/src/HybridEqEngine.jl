@@ -46,7 +46,7 @@ using PythonCall: PythonCall, Py
 
 export algorithm, load_model, model_problem, python_problem, model_sde_problem,
     python_sde_problem, solve_exported, ensemble_exported, adjoint_exported, retcode_name,
-    NLNewton, enable_gpu, ensemble_gpu
+    NLNewton, enable_gpu, ensemble_gpu, solve_dense, interpolate_exported
 
 const NLNewton = OrdinaryDiffEqNonlinearSolve.NLNewton
 
@@ -223,6 +223,32 @@ solve keeps what it computed; its `retcode` says why it stopped.
 function solve_exported(prob, alg; kwargs...)
     sol = SciMLBase.solve(prob, alg; _options(kwargs)...)
     return _export(sol, length(prob.u0))
+end
+
+"""
+    solve_dense(prob, alg; kwargs...) -> NamedTuple
+
+`solve_exported`, plus the solution itself (`sol`) for dense output through
+[`interpolate_exported`](@ref).
+"""
+function solve_dense(prob, alg; kwargs...)
+    sol = SciMLBase.solve(prob, alg; _options(kwargs)...)
+    return (exported = _export(sol, length(prob.u0)), sol = sol)
+end
+
+"""
+    interpolate_exported(sol, ts) -> Matrix{Float64}
+
+The solution's dense output `sol(τ)` at each time of `ts`, as an `n × length(ts)` matrix
+(the method's own interpolant: SciMLBase solution call syntax).
+"""
+function interpolate_exported(sol, ts)
+    times = Vector{Float64}(vec(ts))
+    out = Matrix{Float64}(undef, length(sol.prob.u0), length(times))
+    for (j, τ) in enumerate(times)
+        out[:, j] .= vec(sol(τ))
+    end
+    return out
 end
 
 # Options from Python arrive as PyArrays and Ints; give `solve` plain types: save times

@@ -22,7 +22,6 @@ _TORCH_ONLY_OPTIONS = {
     # option: (value that suits the Julia engine, why another value does not)
     "heuristics": (False, "solver heuristics are recorded by the torch engine"),
     "progress": (False, "progress bars are drawn by the torch engine"),
-    "dense": (None, "dense output (sol(t)) is returned by the torch engine"),
     "stepping": ("per_sample", "joint stepping is a torch-engine mode"),
     "initializealg": ("auto", "DAE initialisation options are the torch engine's"),
     "brownian": (None, "a given Brownian path is sampled by the torch engine"),

@@ -393,6 +393,8 @@ def solve_julia(
                 raise ValueError("gradients on the Julia engine need saveat=... (the loss times)")
             return _JuliaSolve.run(prob, solver, sensealg or InterpolatingAdjoint(), kw)
         jprob, _, _keep = _julia_problem(jl, prob, y0, None if p is None else p.detach())
+        if isinstance(prob, ODEProblem) and kw.get("dense", saveat is None):
+            return _solve_dense(jl, jprob, alg, kw, solver, _keep)
         t, y, rc, st = _one(jl, jprob, alg, kw)
         return Solution(
             t=t,
@@ -401,6 +403,11 @@ def solve_julia(
             stats=_stats([st]),
             batched=False,
             solver=solver,
+        )
+    if kw.get("dense"):
+        raise ValueError(
+            "dense output of a batched solve on the Julia engine is not supported; pass the "
+            "times you need as saveat=..., or use engine='torch'"
         )
     if wants_grad:
         if saveat is None:
@@ -417,6 +424,39 @@ def solve_julia(
     )
     results = jl.ensemble_exported(jprob, alg, u0s, ps, threads=not python_cb, **kw)
     return _collect(prob, solver, results, saveat is not None, prob.device)
+
+
+def _solve_dense(
+    jl: Any, jprob: Any, alg: Any, kw: dict[str, Any], solver: AbstractSolver, keep: Any
+) -> Solution:
+    """One solve that keeps Julia's solution for ``sol(t)`` (its own interpolant)."""
+    res = jl.solve_dense(jprob, alg, **kw)
+    exported = res.exported
+    t = torch.from_numpy(np.asarray(exported.t))
+    y = from_julia_matrix(exported.u)
+    julia_sol = res.sol
+    t0, t1 = float(t[0]), float(t[-1])
+
+    def interpolant(times: Tensor, _keep: Any = keep) -> Tensor:
+        # `_keep` holds the Python callbacks the Julia solution may call while it
+        # interpolates (a torch right-hand side's lazy stages)
+        tt = times.detach().to("cpu", torch.float64)
+        flat = tt.reshape(-1)
+        lo, hi = min(t0, t1), max(t0, t1)
+        if flat.numel() and (float(flat.min()) < lo - 1e-12 or float(flat.max()) > hi + 1e-12):
+            raise ValueError(f"t must lie in the solved span [{lo}, {hi}]")
+        out = from_julia_matrix(jl.interpolate_exported(julia_sol, flat.numpy()))
+        return out[0] if tt.ndim == 0 else out
+
+    return Solution(
+        t=t,
+        y=y,
+        retcodes=torch.tensor([int(from_julia_retcode(str(exported.retcode)))]),
+        stats=_stats([from_julia_stats(exported.stats)]),
+        batched=False,
+        interpolant=interpolant,
+        solver=solver,
+    )
 
 
 def _batched_with_gradients(
