@@ -395,15 +395,7 @@ def solve_julia(
         jprob, _, _keep = _julia_problem(jl, prob, y0, None if p is None else p.detach())
         if isinstance(prob, ODEProblem) and kw.get("dense", saveat is None):
             return _solve_dense(jl, jprob, alg, kw, solver, _keep)
-        t, y, rc, st = _one(jl, jprob, alg, kw)
-        return Solution(
-            t=t,
-            y=y,
-            retcodes=torch.tensor([int(rc)]),
-            stats=_stats([st]),
-            batched=False,
-            solver=solver,
-        )
+        return _single(*_one(jl, jprob, alg, kw), solver)
     if kw.get("dense"):
         raise ValueError(
             "dense output of a batched solve on the Julia engine is not supported; pass the "
@@ -424,6 +416,20 @@ def solve_julia(
     )
     results = jl.ensemble_exported(jprob, alg, u0s, ps, threads=not python_cb, **kw)
     return _collect(prob, solver, results, saveat is not None, prob.device)
+
+
+def _single(
+    t: Tensor, y: Tensor, rc: ReturnCode, stats: dict[str, int], solver: AbstractSolver
+) -> Solution:
+    """The :class:`Solution` of one (unbatched) Julia solve."""
+    return Solution(
+        t=t,
+        y=y,
+        retcodes=torch.tensor([int(rc)]),
+        stats=_stats([stats]),
+        batched=False,
+        solver=solver,
+    )
 
 
 def _solve_dense(
@@ -594,15 +600,7 @@ class _JuliaSolve(torch.autograd.Function):
         p = prob.p if isinstance(prob.p, Tensor) else torch.zeros(0, dtype=torch.float64)
         ctx_box: dict[str, Any] = {}
         y = _JuliaSolve.apply(prob.y0, p, prob, solver, sensealg, kw, ctx_box)
-        t, rc, st = ctx_box["t"], ctx_box["rc"], ctx_box["stats"]
-        return Solution(
-            t=t,
-            y=y,
-            retcodes=torch.tensor([int(rc)]),
-            stats=_stats([st]),
-            batched=False,
-            solver=solver,
-        )
+        return _single(ctx_box["t"], y, ctx_box["rc"], ctx_box["stats"], solver)
 
     @staticmethod
     def forward(
