@@ -83,6 +83,11 @@ def engine_choice(
                 "torch engine use InterpolatingAdjoint()"
             )
         return "torch", "asked for"
+    rhs = getattr(problem, "f", None)
+    if engine == "auto" and not julia_only and getattr(rhs, "julia_model", None) is None:
+        # the common case (neural ODEs, torch functions): decided without looking for Julia
+        # on the file system, which would cost every solve about 0.1 ms
+        return "torch", "the right-hand side is a torch function (auto prefers the torch engine)"
     from hybrideq.engines.julia import require_julia
     from hybrideq.engines.julia._engine import julia_unsuitable
 

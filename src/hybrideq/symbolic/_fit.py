@@ -49,6 +49,11 @@ class FitResult:
         return out
 
 
+def _float64(x: Any) -> Tensor:
+    """Samples (tensor, array or list) as a float64 tensor."""
+    return x.double() if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x, dtype=float))
+
+
 def fit_parameters(
     model: SymbolicODE,
     t: Any,
@@ -98,8 +103,8 @@ def fit_parameters(
         >>> round(fit.params[k], 4)
         0.7
     """
-    tt = torch.as_tensor(np.asarray(t, dtype=float) if not isinstance(t, Tensor) else t).double()
-    yy = torch.as_tensor(np.asarray(y, dtype=float) if not isinstance(y, Tensor) else y).double()
+    tt = _float64(t)
+    yy = _float64(y)
     if tt.ndim != 1 or yy.ndim != 2 or yy.shape != (tt.shape[0], len(model.states)):
         raise ValueError(
             f"t must be (T,) and y (T, {len(model.states)}), got {tuple(tt.shape)} and "
@@ -306,7 +311,7 @@ def select_model(
     bad = [type(m).__name__ for m in models if not isinstance(m, SymbolicODE)]
     if bad:
         raise TypeError(f"select_model: models must be SymbolicODEs, got {bad}")
-    yy = torch.as_tensor(np.asarray(y, dtype=float) if not isinstance(y, Tensor) else y)
+    yy = _float64(y)
     n_obs = int(yy.numel())
     fits: list[FitResult] = []
     refit: list[SymbolicODE] = []
@@ -355,8 +360,8 @@ def _evaluate(
     **_: Any,
 ) -> FitResult:
     """The mean squared error of a model with nothing to fit, as a :class:`FitResult`."""
-    tt = torch.as_tensor(np.asarray(t, dtype=float) if not isinstance(t, Tensor) else t).double()
-    yy = torch.as_tensor(np.asarray(y, dtype=float) if not isinstance(y, Tensor) else y).double()
+    tt = _float64(t)
+    yy = _float64(y)
     start = yy[0].clone() if y0 is None else model.state_vector(y0).clone()
     with torch.no_grad():
         prob = model.problem(start, (tt[0], tt[-1]))

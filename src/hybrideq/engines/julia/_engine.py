@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,18 @@ def load_engine() -> Any:
 
 def _symbolic_model(f: Any) -> Any:
     return getattr(f, "julia_model", None)
+
+
+_LOADED_MODELS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _load_model(jl: Any, model: Any) -> Any:
+    """The model's Julia module, generated and evaluated once per model (printing the
+    source and compiling it in Julia cost far more than a solve)."""
+    module = _LOADED_MODELS.get(model)
+    if module is None:
+        module = _LOADED_MODELS[model] = jl.load_model(model.julia_source())
+    return module
 
 
 def julia_unsuitable(
@@ -273,7 +286,7 @@ def _julia_problem(
     u0 = to_julia_vector(y0.detach().reshape(-1).contiguous())
     pj = None if p is None else to_julia_vector(p.detach().reshape(-1).contiguous())
     if model is not None:
-        module = jl.load_model(model.julia_source())
+        module = _load_model(jl, model)
         if isinstance(prob, SDEProblem):
             shape = (
                 model.noise_shape
@@ -574,7 +587,7 @@ def _solve_gpu(
             "driver, or run `hybrideq julia install --cuda` to add CUDA.jl"
         )
     model = _symbolic_model(prob.f)
-    module = jl.load_model(model.julia_source())
+    module = _load_model(jl, model)
     y0 = prob.y0.detach().reshape(prob.batch_size, -1).contiguous()
     p = prob.p.detach() if isinstance(prob.p, Tensor) else None
     if p is not None and not _per_sample_p(prob):
