@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import math
 import os
 import subprocess
 import sys
@@ -541,6 +542,64 @@ def test_gpu_ensemble_mapping_and_out_of_place_source() -> None:
     assert "return (" in oop and oop.count(",") >= 2 and _parse_julia(source)
 
 
+def test_gpu_ensemble_choice_prefers_the_kernel_then_the_array_ensemble() -> None:
+    from hybrideq.engines.julia._algorithms import julia_gpu_ensemble
+
+    assert julia_gpu_ensemble(hq.Tsit5()) == ("kernel", "Tsit5")
+    assert julia_gpu_ensemble(hq.Kvaerno5()) == ("kernel", "Kvaerno5")
+    assert julia_gpu_ensemble(hq.DP5()) == ("array", "DP5()")
+    assert julia_gpu_ensemble(hq.Rodas4()) == ("array", "Rodas4(autodiff = AutoForwardDiff())")
+    kind, expr = julia_gpu_ensemble(hq.KenCarp4())  # type: ignore[misc]
+    assert kind == "array" and expr.startswith("KenCarp4(autodiff = AutoForwardDiff(), nlsolve")
+    # BDF, stiffness switching and SDE methods have no GPU ensemble
+    for solver in (hq.QNDF(), hq.AutoTsit5(hq.Rodas5P()), hq.EM(), hq.SRIW1()):
+        assert julia_gpu_ensemble(solver) is None, solver.name
+    gpu_src = (ROOT / "julia/HybridEqEngine/src/gpu.jl").read_text()
+    assert "EnsembleGPUArray(CUDA.CUDABackend(), 0.0)" in gpu_src
+    assert "DiffEqGPU.vectorized_asolve(" in gpu_src and "DiffEqGPU.vectorized_solve(" in gpu_src
+
+
+def test_generated_julia_fixture_matches_the_generator() -> None:
+    """julia/HybridEqEngine/test/forced_model.jl is what SymbolicODE.julia_source() prints
+    (the Julia tests run it: f vs f!, jac vs jac!, tgrad!, Rodas5P vs Vern7)."""
+    t = sp.Symbol("t")
+    model = SymbolicODE({x: -k * x + sp.sin(t), y: k * x - y**2}, params={k: 0.7})
+    fixture = ROOT / "julia/HybridEqEngine/test/forced_model.jl"
+    assert fixture.read_text() == model.julia_source(), (
+        "regenerate forced_model.jl from SymbolicODE.julia_source() (see the test)"
+    )
+    # the out-of-place Jacobian is column-major: (J11, J21, J12, J22)
+    jac = model.julia_source().split("function jac(u, p, t)")[1].split("end")[0]
+    assert "return (-p_1, p_1, 0, -2 * y_2,)" in jac
+    assert [str(e) for e in model.time_derivative] == ["cos(t)", "0"]
+
+
+def test_kernel_solution_marks_trajectories_that_did_not_finish() -> None:
+    """The Solution of a GPU kernel ensemble from the buffers Julia wrote (CPU tensors
+    stand in for the CUDA ones): an unreached save slot keeps t0, a NaN state is unstable."""
+    from hybrideq.engines.julia._engine import _kernel_solution
+
+    prob = _symbolic_problem().remake(y0=torch.ones(3, 2, dtype=torch.float64))
+    saveat = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    ys = torch.arange(18, dtype=torch.float64).reshape(3, 3, 2)
+    ts = saveat.repeat(3, 1)
+    ts[1, 2] = 0.0  # trajectory 1 never reached t = 1
+    ys[2, 1, 0] = math.inf  # trajectory 2 blew up
+    sol = _kernel_solution(prob, hq.Tsit5(), ys, ts, saveat)
+    assert sol.retcodes.tolist() == [
+        int(hq.ReturnCode.Success),
+        int(hq.ReturnCode.Unstable),
+        int(hq.ReturnCode.Unstable),
+    ]
+    assert sol.nsaved is not None and sol.nsaved.tolist() == [3, 2, 3]
+    assert sol.y.data_ptr() == ys.data_ptr()  # the buffer Julia wrote is the solution
+    assert bool(torch.isnan(sol.y[1, 2]).all()) and sol.y[1, 1].tolist() == [8.0, 9.0]
+    assert sol.t.shape == (3, 3) and math.isnan(float(sol.t[1, 2]))
+    assert int(sol.stats.nf[0]) == -1
+    full = _kernel_solution(prob, hq.Tsit5(), ys[:1].clone(), saveat.repeat(1, 1), saveat)
+    assert full.nsaved is None and full.t.shape == (3,)
+
+
 @pytest.mark.julia
 @pytest.mark.gpu
 def test_julia_gpu_ensemble_matches_the_torch_engine() -> None:
@@ -638,6 +697,58 @@ class _RecordingEngine:
         outs[-1].retcode = "MaxIters"
         outs[-1].u = outs[-1].u[:, :2]
         outs[-1].t = outs[-1].t[:2]
+        return outs
+
+    # GPU ensembles: what DLPack.from_dlpack does in Julia is done here with
+    # torch.from_dlpack (a view of the same device memory); the decay model x' = -k x,
+    # y' = k x is "solved" by its exact solution, and the last trajectory stops after two
+    # saves (its remaining time slots keep t0, as DiffEqGPU's kernel leaves them)
+    def enable_gpu(self) -> bool:
+        return True
+
+    def seval(self, expr: str) -> str:
+        return expr
+
+    def ensemble_kernel(self, ys, ts, module, u0s, ps, n, np_, tspan, alg, **kw):
+        U, P = torch.from_dlpack(u0s), torch.from_dlpack(ps)
+        Y, Tm = torch.from_dlpack(ys), torch.from_dlpack(ts)
+        self.calls.append(
+            (
+                "ensemble_kernel",
+                {
+                    "ptrs": (u0s.data_ptr(), U.data_ptr(), ys.data_ptr(), Y.data_ptr()),
+                    "shapes": (tuple(U.shape), tuple(P.shape), n, np_, alg),
+                    "contiguous": (u0s.is_contiguous(), ps.is_contiguous()),
+                    "kw": kw,
+                },
+            )
+        )
+        times = torch.as_tensor(np.asarray(kw["saveat"]), dtype=Y.dtype, device=Y.device)
+        decay = torch.exp(-P[:, :1] * times)  # (B, T)
+        Y[..., 0] = U[:, :1] * decay
+        Y[..., 1] = U[:, 1:] + U[:, :1] * (1 - decay)
+        Tm[...] = times
+        Tm[-1, 2:] = tspan[0]
+
+    def ensemble_array(self, module, u0s, ps, n, np_, tspan, alg, **kw):
+        from types import SimpleNamespace
+
+        self.calls.append(("ensemble_array", {"alg": alg, "kw": kw}))
+        U, P = torch.from_dlpack(u0s).cpu().double(), torch.from_dlpack(ps).cpu().double()
+        saveat = np.asarray(kw["saveat"])
+        outs = []
+        for b in range(U.shape[0]):
+            d = np.exp(-float(P[b, 0]) * saveat)
+            u = np.stack([float(U[b, 0]) * d, float(U[b, 1]) + float(U[b, 0]) * (1 - d)])
+            stats = {"nf": 7, "nw": 0, "nsolve": 0, "njacs": 0, "nnonliniter": 0}
+            outs.append(
+                SimpleNamespace(
+                    t=saveat.copy(),
+                    u=np.asfortranarray(u),
+                    retcode="Success",
+                    stats=stats | {"naccept": 3, "nreject": 0},
+                )
+            )
         return outs
 
     def adjoint_exported(self, prob, alg, sense, t, dLdu, **kw):
@@ -816,3 +927,54 @@ def test_julia_dense_output_with_a_recording_stand_in(recording_engine: _Recordi
     batch = prob.remake(y0=torch.ones(2, 2, dtype=torch.float64))
     with pytest.raises(ValueError, match="dense output of a batched solve"):
         hq.solve(batch, hq.Tsit5(), engine="julia", dense=True)
+
+
+@pytest.mark.gpu
+def test_gpu_ensemble_python_side_with_a_recording_stand_in(
+    recording_engine: _RecordingEngine,
+) -> None:
+    """CUDA tensors cross to the (stand-in) Julia side as themselves and come back as the
+    buffers it wrote: no copies. Runs on a CUDA machine; the stand-in is not Julia (it
+    writes the decay model's exact solution through torch.from_dlpack views)."""
+    model = SymbolicODE({x: -k * x, y: k * x}, params={k: 0.5})
+    y0 = torch.tensor([[1.0, 0.0], [2.0, 1.0], [0.5, 0.5]], device="cuda")
+    prob = model.problem(y0, (0.0, 1.0), dtype=torch.float32)
+    t = torch.linspace(0, 1, 5, device="cuda")
+    sol = hq.solve(prob, hq.Tsit5(), saveat=t, rtol=1e-5, atol=1e-7, engine="julia")
+    name, rec = recording_engine.calls[-1]
+    assert name == "ensemble_kernel" and isinstance(rec, dict)
+    y0_ptr, dl_ptr, ys_ptr, ys_dl_ptr = rec["ptrs"]
+    assert dl_ptr == y0_ptr and ys_dl_ptr == ys_ptr  # DLPack views: the same memory
+    assert y0_ptr == prob.y0.data_ptr()  # y0 itself crossed, no copy
+    assert rec["shapes"] == ((3, 2), (3, 1), 2, 1, "Tsit5") and rec["contiguous"] == (True, True)
+    kw = rec["kw"]
+    assert kw["T"] == "Float32" and kw["abstol"] == 1e-7 and kw["reltol"] == 1e-5
+    assert sol.y.device.type == "cuda" and sol.y.data_ptr() == ys_ptr and sol.y.shape == (3, 5, 2)
+    d = torch.exp(-0.5 * t)
+    torch.testing.assert_close(sol.y[1, :, 0], 2.0 * d)
+    torch.testing.assert_close(sol.y[1, :, 1], 1.0 + 2.0 * (1 - d))
+    assert sol.retcodes.tolist() == [1, 1, int(hq.ReturnCode.Unstable)]
+    assert sol.nsaved is not None and sol.nsaved.tolist() == [5, 5, 2]
+    assert bool(torch.isnan(sol.y[2, 2:]).all())
+
+    # a solver without a GPU kernel runs as EnsembleGPUArray; results return to the device
+    sol2 = hq.solve(prob, hq.Rodas4(), saveat=t, engine="julia")
+    name, rec = recording_engine.calls[-1]
+    assert name == "ensemble_array" and isinstance(rec, dict)
+    assert rec["alg"] == "Rodas4(autodiff = AutoForwardDiff())"
+    assert sol2.y.device.type == "cuda" and sol2.y.dtype == torch.float32
+    torch.testing.assert_close(sol2.y[1, :, 0], 2.0 * d)
+    assert int(sol2.stats.nf[0]) == 7
+
+    # what GPU ensembles refuse, and say so
+    with pytest.raises(ValueError, match="saveat"):
+        hq.solve(prob, hq.Tsit5(), engine="julia")
+    with pytest.raises(ValueError, match="dtmax"):
+        hq.solve(prob, hq.Tsit5(), saveat=t, dtmax=0.1, engine="julia")
+    with pytest.raises(ValueError, match="torch engine"):
+        hq.solve(prob, hq.QNDF(), saveat=t, engine="julia")
+    with pytest.raises(ValueError, match="gradients"):
+        hq.solve(prob.remake(y0=y0.clone().requires_grad_()), hq.Tsit5(), saveat=t, engine="julia")
+    torch_fn = hq.ODEProblem(lambda tt, u, q: -u, y0, (0.0, 1.0))
+    with pytest.raises(ValueError, match="sympy-defined"):
+        hq.solve(torch_fn, hq.Tsit5(), saveat=t, engine="julia")

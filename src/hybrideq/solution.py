@@ -71,6 +71,7 @@ class Stats:
 
     ``nf`` counts evaluations of ``f`` made by the steps and by finite-difference
     Jacobians; Jacobians from ``torch.func`` or from ``jac`` are counted in ``njac`` only.
+    A counter of -1 was not counted (the Julia engine's GPU kernels count nothing).
     """
 
     nf: Tensor

@@ -46,7 +46,7 @@ using PythonCall: PythonCall, Py
 
 export algorithm, load_model, model_problem, python_problem, model_sde_problem,
     python_sde_problem, solve_exported, ensemble_exported, adjoint_exported, retcode_name,
-    NLNewton, enable_gpu, ensemble_gpu, solve_dense, interpolate_exported
+    NLNewton, enable_gpu, ensemble_kernel, ensemble_array, solve_dense, interpolate_exported
 
 const NLNewton = OrdinaryDiffEqNonlinearSolve.NLNewton
 
@@ -84,15 +84,17 @@ _tspan(tspan) = (Float64(tspan[1]), Float64(tspan[2]))
 """
     model_problem(model::Module, u0, tspan, p) -> ODEProblem
 
-An in-place `ODEProblem` whose right-hand side and analytic Jacobian are the model's
-generated `f!` and `jac!`: no Python runs while it is integrated.
+An in-place `ODEProblem` whose right-hand side, analytic Jacobian and time derivative are
+the model's generated `f!`, `jac!` and `tgrad!` (`ODEFunction` keywords `jac`, `tgrad`:
+SciMLBase `src/scimlfunctions.jl`): no Python runs while it is integrated.
 """
 function model_problem(model::Module, u0, tspan, p)
     f! = getfield(model, Symbol("f!"))
     jac! = getfield(model, Symbol("jac!"))
     pp = _params(p)
     M = isdefined(model, :mass_matrix) ? getfield(model, :mass_matrix)(pp) : I
-    fun = ODEFunction{true}(f!; jac = jac!, mass_matrix = M)
+    kw = isdefined(model, Symbol("tgrad!")) ? (; tgrad = getfield(model, Symbol("tgrad!"))) : (;)
+    fun = ODEFunction{true}(f!; jac = jac!, mass_matrix = M, kw...)
     return ODEProblem(fun, Vector{Float64}(u0), _tspan(tspan), pp)
 end
 
@@ -331,12 +333,21 @@ function enable_gpu()
 end
 
 """
-    ensemble_gpu(args...; kwargs...)
+    ensemble_kernel(args...; kwargs...)
 
-`GPU.ensemble_gpu` (see `src/gpu.jl`), called through `invokelatest` because the GPU part
-is defined after this module was loaded.
+`GPU.ensemble_kernel!` (see `src/gpu.jl`): an `EnsembleGPUKernel` solve that writes into
+torch CUDA tensors. Called through `invokelatest` because the GPU part is defined after
+this module was loaded.
 """
-ensemble_gpu(args...; kwargs...) =
-    Base.invokelatest(getfield(@__MODULE__, :GPU).ensemble_gpu, args...; kwargs...)
+ensemble_kernel(args...; kwargs...) =
+    Base.invokelatest(getfield(@__MODULE__, :GPU).ensemble_kernel!, args...; kwargs...)
+
+"""
+    ensemble_array(args...; kwargs...)
+
+`GPU.ensemble_array` (see `src/gpu.jl`): an `EnsembleGPUArray` solve.
+"""
+ensemble_array(args...; kwargs...) =
+    Base.invokelatest(getfield(@__MODULE__, :GPU).ensemble_array, args...; kwargs...)
 
 end # module HybridEqEngine

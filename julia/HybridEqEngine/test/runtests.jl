@@ -79,6 +79,33 @@ end # module HybridEqModel
         @test res.u[:, 1] == u0
     end
 
+    @testset "generated source: out-of-place forms and the time derivative" begin
+        # forced_model.jl is `SymbolicODE({x: -k x + sin t, y: k x - y^2}).julia_source()`
+        # (tests/test_julia_engine.py checks that it matches the generator)
+        m = load_model(read(joinpath(@__DIR__, "forced_model.jl"), String))
+        u, p, t = [0.3, -1.2], [0.7], 0.4
+        du = zeros(2)
+        m.f!(du, u, p, t)
+        @test collect(m.f(u, p, t)) ≈ du
+        J = zeros(2, 2)
+        m.jac!(J, u, p, t)
+        @test J ≈ [-0.7 0.0; 0.7 2.4]
+        @test reshape(collect(Float64, m.jac(u, p, t)), 2, 2) ≈ J  # column-major tuple
+        dT = zeros(2)
+        m.tgrad!(dT, u, p, t)
+        @test dT ≈ [cos(t), 0.0]
+        @test collect(Float64, m.tgrad(u, p, t)) ≈ dT
+        # a Rosenbrock method (it calls tgrad!) agrees with Vern7
+        prob = model_problem(m, u, (0.0, 3.0), p)
+        @test prob.f.tgrad !== nothing
+        a = solve_exported(prob, algorithm("Rodas5P(autodiff = AutoForwardDiff())");
+            reltol = 1.0e-10, abstol = 1.0e-12, saveat = [3.0])
+        b = solve_exported(prob, algorithm("Vern7()"); reltol = 1.0e-12, abstol = 1.0e-14,
+            saveat = [3.0])
+        @test a.retcode == "Success" && b.retcode == "Success"
+        @test maximum(abs.(a.u .- b.u)) < 1.0e-7
+    end
+
     @testset "return code names" begin
         @test retcode_name(SciMLBase.ReturnCode.Success) == "Success"
         @test retcode_name(SciMLBase.ReturnCode.DtLessThanMin) == "DtLessThanMin"

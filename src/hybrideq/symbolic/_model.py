@@ -311,6 +311,14 @@ class SymbolicODE(AbstractSymbolicModel):
         return J.xreplace(back)
 
     @property
+    def time_derivative(self) -> list[sympy.Expr]:
+        """``∂f_i/∂t`` (zero for an autonomous model), differentiated as :attr:`jacobian`."""
+        symbols = (*self.states, *self.params, self.t)
+        real = {s: sympy.Dummy(s.name, real=True) for s in symbols}
+        back = {v: k for k, v in real.items()}
+        return [sympy.diff(e.xreplace(real), real[self.t]).xreplace(back) for e in self.drift]
+
+    @property
     def sparsity(self) -> Tensor:
         """The Jacobian's structural nonzeros, a boolean ``(n, n)`` tensor."""
         J = self.jacobian
@@ -460,13 +468,18 @@ class SymbolicODE(AbstractSymbolicModel):
     def julia_source(self, module: str = "HybridEqModel") -> str:
         """Julia source of a module with ``f!(du, u, p, t)`` and ``jac!(J, u, p, t)``.
 
-        The functions follow SciMLBase's in-place signature; ``f(u, p, t)`` is the
-        out-of-place right-hand side as a tuple (GPU kernels wrap it in an ``SVector``).
-        The module also defines
+        The functions follow SciMLBase's in-place signature; ``tgrad!(dT, u, p, t)`` is
+        ``∂f/∂t`` (Rosenbrock methods use it). ``f(u, p, t)``, ``jac(u, p, t)`` and
+        ``tgrad(u, p, t)`` are the out-of-place forms as tuples (``jac``'s in column-major
+        order), which DiffEqGPU's kernels wrap in an ``SVector``/``SMatrix``. The module
+        also defines
         ``STATES``, ``PARAMS``, ``JAC_SPARSITY`` and, with a mass matrix, ``mass_matrix(p)``.
         Code is printed by sympy's Julia printer after common subexpression elimination.
         """
         n = len(self.states)
+        jac = self.jacobian
+        tgrad = self.time_derivative
+        args = (self.t, self.states, self.params)
         pattern = self.sparsity
         rows = "; ".join(
             " ".join("true" if v else "false" for v in row) for row in pattern.tolist()
@@ -479,11 +492,12 @@ class SymbolicODE(AbstractSymbolicModel):
             f"const PARAMS = ({', '.join(f':{_jl_name(s)}' for s in self.params)},)",
             f"const JAC_SPARSITY = Bool[{rows}]",
             "",
-            julia_function("f!", self.drift, self.t, self.states, self.params),
-            julia_function(
-                "jac!", list(self.jacobian), self.t, self.states, self.params, shape=(n, n), out="J"
-            ),
-            julia_function("f", self.drift, self.t, self.states, self.params, out=None),
+            julia_function("f!", self.drift, *args),
+            julia_function("jac!", list(jac), *args, shape=(n, n), out="J"),
+            julia_function("tgrad!", tgrad, *args, out="dT"),
+            julia_function("f", self.drift, *args, out=None),
+            julia_function("jac", [jac[i, j] for j in range(n) for i in range(n)], *args, out=None),
+            julia_function("tgrad", tgrad, *args, out=None),
         ]
         if self.mass_matrix_expr is not None:
             parts.append(_julia_mass_matrix(self.mass_matrix_expr, self.params))

@@ -72,6 +72,7 @@ __all__ = [
     "JuliaUnsupportedError",
     "julia_algorithm",
     "julia_gpu_algorithm",
+    "julia_gpu_ensemble",
     "julia_support",
 ]
 
@@ -92,6 +93,9 @@ class JuliaSolverEntry:
         note: why there is no counterpart, or what differs.
         gpu: DiffEqGPU's kernel method for GPU ensembles of sympy models (``GPUTsit5`` …;
             DiffEqGPU ``src/DiffEqGPU.jl`` exports), or ``None``.
+        gpu_array: whether the method runs in DiffEqGPU's ``EnsembleGPUArray`` (the
+            explicit Runge-Kutta, Rosenbrock and SDIRK families its docstring and tests
+            cover, ``src/algorithms.jl``, ``test/ensemblegpuarray.jl``).
     """
 
     julia: str | None
@@ -99,6 +103,7 @@ class JuliaSolverEntry:
     build: Callable[[Any, str], str] | None = None
     note: str = ""
     gpu: str | None = None
+    gpu_array: bool = False
 
 
 def _plain(name: str) -> Callable[[Any, str], str]:
@@ -183,22 +188,32 @@ def _implicit_em(solver: ImplicitEM, ad: str) -> str:
 
 _ODE = "OrdinaryDiffEq"
 JULIA_SOLVERS: dict[type[AbstractSolver], JuliaSolverEntry] = {
-    Tsit5: JuliaSolverEntry("Tsit5", f"{_ODE}Tsit5", _plain("Tsit5"), gpu="GPUTsit5"),
-    DP5: JuliaSolverEntry("DP5", f"{_ODE}LowOrderRK", _plain("DP5")),
-    Vern7: JuliaSolverEntry("Vern7", f"{_ODE}Verner", _plain("Vern7"), gpu="GPUVern7"),
-    BS3: JuliaSolverEntry("BS3", f"{_ODE}LowOrderRK", _plain("BS3")),
-    Euler: JuliaSolverEntry("Euler", f"{_ODE}LowOrderRK", _plain("Euler")),
-    RK4: JuliaSolverEntry("RK4", f"{_ODE}LowOrderRK", _plain("RK4")),
+    Tsit5: JuliaSolverEntry(
+        "Tsit5", f"{_ODE}Tsit5", _plain("Tsit5"), gpu="GPUTsit5", gpu_array=True
+    ),
+    DP5: JuliaSolverEntry("DP5", f"{_ODE}LowOrderRK", _plain("DP5"), gpu_array=True),
+    Vern7: JuliaSolverEntry(
+        "Vern7", f"{_ODE}Verner", _plain("Vern7"), gpu="GPUVern7", gpu_array=True
+    ),
+    BS3: JuliaSolverEntry("BS3", f"{_ODE}LowOrderRK", _plain("BS3"), gpu_array=True),
+    Euler: JuliaSolverEntry("Euler", f"{_ODE}LowOrderRK", _plain("Euler"), gpu_array=True),
+    RK4: JuliaSolverEntry("RK4", f"{_ODE}LowOrderRK", _plain("RK4"), gpu_array=True),
     Rosenbrock23: JuliaSolverEntry(
-        "Rosenbrock23", f"{_ODE}Rosenbrock", _rosenbrock("Rosenbrock23"), gpu="GPURosenbrock23"
+        "Rosenbrock23",
+        f"{_ODE}Rosenbrock",
+        _rosenbrock("Rosenbrock23"),
+        gpu="GPURosenbrock23",
+        gpu_array=True,
     ),
-    Rodas4: JuliaSolverEntry("Rodas4", f"{_ODE}Rosenbrock", _rosenbrock("Rodas4")),
+    Rodas4: JuliaSolverEntry("Rodas4", f"{_ODE}Rosenbrock", _rosenbrock("Rodas4"), gpu_array=True),
     Rodas5P: JuliaSolverEntry(
-        "Rodas5P", f"{_ODE}Rosenbrock", _rosenbrock("Rodas5P"), gpu="GPURodas5P"
+        "Rodas5P", f"{_ODE}Rosenbrock", _rosenbrock("Rodas5P"), gpu="GPURodas5P", gpu_array=True
     ),
-    TRBDF2: JuliaSolverEntry("TRBDF2", f"{_ODE}SDIRK", _dirk("TRBDF2")),
-    Kvaerno5: JuliaSolverEntry("Kvaerno5", f"{_ODE}SDIRK", _dirk("Kvaerno5"), gpu="GPUKvaerno5"),
-    KenCarp4: JuliaSolverEntry("KenCarp4", f"{_ODE}SDIRK", _dirk("KenCarp4")),
+    TRBDF2: JuliaSolverEntry("TRBDF2", f"{_ODE}SDIRK", _dirk("TRBDF2"), gpu_array=True),
+    Kvaerno5: JuliaSolverEntry(
+        "Kvaerno5", f"{_ODE}SDIRK", _dirk("Kvaerno5"), gpu="GPUKvaerno5", gpu_array=True
+    ),
+    KenCarp4: JuliaSolverEntry("KenCarp4", f"{_ODE}SDIRK", _dirk("KenCarp4"), gpu_array=True),
     QNDF: JuliaSolverEntry("QNDF", f"{_ODE}BDF", _bdf("QNDF")),
     QBDF: JuliaSolverEntry(
         "QNDF", f"{_ODE}BDF", _bdf("QBDF"), note="QBDF is QNDF with kappa = 0 (as in Julia)"
@@ -259,6 +274,20 @@ def julia_algorithm(solver: AbstractSolver, *, autodiff: str | None = None) -> s
     if autodiff is None:
         autodiff = "AutoForwardDiff()" if getattr(solver, "autodiff", True) else "AutoFiniteDiff()"
     return entry.build(solver, autodiff)
+
+
+def julia_gpu_ensemble(solver: AbstractSolver) -> tuple[str, str] | None:
+    """How a GPU ensemble of a sympy ODE runs with ``solver``: ``("kernel", name)`` for
+    DiffEqGPU's ``EnsembleGPUKernel`` method (preferred where it exists, as DiffEqGPU's
+    ``docs/src/manual/choosing_ensembler.md`` advises), ``("array", expression)`` for an
+    OrdinaryDiffEq method in ``EnsembleGPUArray``, or ``None``."""
+    kernel = julia_gpu_algorithm(solver)
+    if kernel is not None:
+        return "kernel", kernel
+    entry = JULIA_SOLVERS.get(type(solver))
+    if entry is None or not entry.gpu_array or julia_support(solver) is not None:
+        return None
+    return "array", julia_algorithm(solver)
 
 
 def julia_gpu_algorithm(solver: AbstractSolver) -> str | None:

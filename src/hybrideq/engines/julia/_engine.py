@@ -28,7 +28,7 @@ from torch import Tensor
 
 from hybrideq.engines.julia._algorithms import (
     julia_algorithm,
-    julia_gpu_algorithm,
+    julia_gpu_ensemble,
     julia_support,
 )
 from hybrideq.engines.julia._convert import (
@@ -145,13 +145,16 @@ def julia_unsuitable(
         if (
             _symbolic_model(prob.f) is None
             or not isinstance(prob, ODEProblem)
-            or julia_gpu_algorithm(solver) is None
+            or julia_gpu_ensemble(solver) is None
         ):
             return (
                 "on CUDA the Julia engine runs GPU ensembles (DiffEqGPU) of sympy-defined "
-                "ODEs with Tsit5, Vern7, Rosenbrock23, Rodas5P or Kvaerno5; this problem "
-                "runs on the torch engine"
+                "ODEs with Tsit5, Vern7, Rosenbrock23, Rodas5P or Kvaerno5 (one GPU kernel) "
+                "or DP5, BS3, Euler, RK4, Rodas4, TRBDF2 or KenCarp4 (EnsembleGPUArray); "
+                "this problem runs on the torch engine"
             )
+        if prob.mass_matrix is not None:
+            return "GPU ensembles take no mass matrix on the Julia engine; solve it on the CPU"
         if prob.dtype not in (torch.float32, torch.float64):
             return f"GPU ensembles compute in float32 or float64; the problem is {prob.dtype}"
         if for_auto:
@@ -573,31 +576,136 @@ def _collect(
 def _solve_gpu(
     jl: Any, prob: ODEProblem | SDEProblem, solver: AbstractSolver, kw: dict[str, Any]
 ) -> Solution:
-    """A batch of a sympy model on CUDA as one DiffEqGPU ``EnsembleGPUKernel`` solve.
+    """A batch of a sympy model on CUDA as one DiffEqGPU ensemble solve.
 
-    ``y0`` and ``p`` cross to Julia through DLPack (the CUDA tensors themselves; Julia sees
-    ``n × batch`` CuArrays over the same memory). The kernel's trajectories come back
-    through host memory (DiffEqGPU returns host solutions) and are moved to the device.
+    ``y0`` and ``p`` cross to Julia as the CUDA tensors themselves, through DLPack.
+    With a kernel method (``EnsembleGPUKernel``) the saved states and times are written on
+    the device into tensors allocated here (no host round trip); with
+    ``EnsembleGPUArray`` DiffEqGPU returns host solutions, moved back to the device.
     """
     if prob.y0.requires_grad or (isinstance(prob.p, Tensor) and prob.p.requires_grad):
         raise ValueError("GPU ensembles on the Julia engine have no gradients; use engine='torch'")
+    saveat = kw.get("saveat")
+    if saveat is None:
+        raise ValueError(
+            "GPU ensembles on the Julia engine save at given times: pass saveat=... "
+            "(a (T,) tensor of times)"
+        )
+    unsupported = sorted({"dtmin", "dtmax", "dense"} & kw.keys())
+    how = julia_gpu_ensemble(solver)
+    assert how is not None  # julia_unsuitable checked it
+    if how[0] == "kernel" and unsupported:
+        raise ValueError(
+            f"{', '.join(unsupported)}: DiffEqGPU's kernel methods take saveat, dt, adaptive, "
+            "rtol and atol only (vectorized_asolve); leave them out, or pick a solver that "
+            "runs in EnsembleGPUArray (DP5, BS3, Rodas4, TRBDF2, KenCarp4)"
+        )
     if not bool(jl.enable_gpu()):
         raise RuntimeError(
             "Julia sees no functional CUDA device (CUDA.functional() is false); check the "
             "driver, or run `hybrideq julia install --cuda` to add CUDA.jl"
         )
-    model = _symbolic_model(prob.f)
-    module = _load_model(jl, model)
+    module = _load_model(jl, _symbolic_model(prob.f))
+    y0, ps = _gpu_inputs(prob)
+    B, n = y0.shape
+    np_ = 0 if ps is None else ps.shape[1]
+    tspan = (float(prob.tspan[0].reshape(-1)[0]), float(prob.tspan[1].reshape(-1)[0]))
+    T = jl.seval("Float32") if prob.dtype == torch.float32 else jl.seval("Float64")
+    # Julia reads the inputs and writes the outputs on its own CUDA stream: torch's
+    # pending work on them must be finished first (DLPack.jl passes no stream)
+    torch.cuda.current_stream(prob.device).synchronize()
+    if how[0] == "array":
+        rest = {k: v for k, v in kw.items() if k != "maxiters"}
+        results = jl.ensemble_array(
+            module,
+            y0,
+            ps,
+            n,
+            np_,
+            tspan,
+            jl.algorithm(how[1]),
+            T=T,
+            maxiters=kw["maxiters"],
+            **rest,
+        )
+        return _collect(prob, solver, results, True, prob.device)
+    times = saveat.to(torch.float64)
+    ys = torch.empty((B, times.numel(), n), dtype=prob.dtype, device=prob.device)
+    ts = torch.empty((B, times.numel()), dtype=prob.dtype, device=prob.device)
+    options = {k: kw[k] for k in ("dt", "adaptive") if k in kw}
+    jl.ensemble_kernel(
+        ys,
+        ts,
+        module,
+        y0,
+        ps,
+        n,
+        np_,
+        tspan,
+        how[1],
+        T=T,
+        saveat=kw["saveat"],
+        abstol=kw["abstol"],
+        reltol=kw["reltol"],
+        **options,
+    )
+    return _kernel_solution(prob, solver, ys, ts, times.to(prob.device, prob.dtype))
+
+
+def _gpu_inputs(prob: ODEProblem | SDEProblem) -> tuple[Tensor, Tensor | None]:
+    """``y0`` as a C-contiguous ``(B, n)`` CUDA tensor and ``p`` as ``(B, np)`` (a shared
+    ``p`` repeated) or ``None``, in the problem's dtype: the dense layout DLPack.jl wraps."""
     y0 = prob.y0.detach().reshape(prob.batch_size, -1).contiguous()
     p = prob.p.detach() if isinstance(prob.p, Tensor) else None
     if p is not None and not _per_sample_p(prob):
         p = p.reshape(1, -1).expand(prob.batch_size, -1)
     ps = None if p is None else p.to(prob.dtype).contiguous()
-    tspan = (float(prob.tspan[0].reshape(-1)[0]), float(prob.tspan[1].reshape(-1)[0]))
-    T = jl.seval("Float32") if prob.dtype == torch.float32 else jl.seval("Float64")
-    kw = {k: v for k, v in kw.items() if k != "maxiters"}
-    results = jl.ensemble_gpu(module, y0, ps, tspan, julia_gpu_algorithm(solver), T=T, **kw)
-    return _collect(prob, solver, results, kw.get("saveat") is not None, prob.device)
+    return y0, ps
+
+
+def _kernel_solution(
+    prob: ODEProblem | SDEProblem, solver: AbstractSolver, ys: Tensor, ts: Tensor, saveat: Tensor
+) -> Solution:
+    """The :class:`Solution` of a kernel ensemble from the states and times it wrote.
+
+    The kernel writes each save time when it saves there (``ts[k] = saveat[k]``,
+    DiffEqGPU ``src/ensemblegpukernel/integrators/integrator_utils.jl``); a slot a
+    trajectory never reached (its ``while t < t1`` loop ended early, ``kernels.jl``) keeps
+    ``t0``. Such trajectories get ``ReturnCode.Unstable`` and NaN after their last saved
+    row, as do trajectories whose saved states are not finite. The kernels count no
+    steps or evaluations: every counter is -1.
+    """
+    B, T, _ = ys.shape
+    reached = ts == saveat  # slots written with their save time
+    filled = torch.cumprod(reached.to(torch.int8), dim=1).bool()
+    nsaved = filled.sum(dim=1)
+    ys.masked_fill_(~filled[..., None], math.nan)  # in place: the solution keeps ys
+    finite = torch.isfinite(ys).all(dim=2) | ~filled
+    ok = (nsaved == T) & finite.all(dim=1)
+    retcodes = torch.where(
+        ok,
+        torch.tensor(int(ReturnCode.Success), device=ys.device),
+        torch.tensor(int(ReturnCode.Unstable), device=ys.device),
+    )
+    full = bool((nsaved == T).all())
+    none = torch.full((B,), -1, dtype=torch.long)
+    return Solution(
+        t=saveat if full else ts.masked_fill_(~filled, math.nan),
+        y=ys,
+        retcodes=retcodes,
+        stats=Stats(
+            nf=none,
+            naccept=none,
+            nreject=none,
+            njac=none,
+            nlu=none,
+            ncalls=-1,
+            nnonliniter=none,
+        ),
+        batched=True,
+        nsaved=None if full else nsaved.cpu(),
+        solver=solver,
+    )
 
 
 class _JuliaSolve(torch.autograd.Function):
