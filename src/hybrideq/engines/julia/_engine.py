@@ -629,7 +629,7 @@ def _solve_gpu(
             **rest,
         )
         return _collect(prob, solver, results, True, prob.device)
-    times = saveat.to(torch.float64)
+    times = torch.as_tensor(saveat, dtype=torch.float64)  # the (T,) save times, as sent
     ys = torch.empty((B, times.numel(), n), dtype=prob.dtype, device=prob.device)
     ts = torch.empty((B, times.numel()), dtype=prob.dtype, device=prob.device)
     options = {k: kw[k] for k in ("dt", "adaptive") if k in kw}
