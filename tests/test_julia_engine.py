@@ -486,6 +486,18 @@ def test_julia_batch_runs_as_an_ensemble_with_per_sample_parameters() -> None:
 
 
 @pytest.mark.julia
+def test_julia_batched_dense_output_matches_the_exact_solution() -> None:
+    """sol(t) of a batch: each sample's Julia interpolant (Vern7's is 7th order)."""
+    model = SymbolicODE({x: -k * x}, params={k: 1.0})
+    prob = model.problem(torch.tensor([[1.0], [2.0]], dtype=torch.float64), (0.0, 2.0))
+    prob = prob.remake(p=torch.tensor([[0.5], [1.5]], dtype=torch.float64))
+    sol = hq.solve(prob, hq.Vern7(), rtol=1e-10, atol=1e-12, engine="julia")
+    tq = torch.linspace(0.1, 1.9, 7, dtype=torch.float64)
+    exact = torch.stack([1.0 * torch.exp(-0.5 * tq), 2.0 * torch.exp(-1.5 * tq)])[..., None]
+    torch.testing.assert_close(sol(tq), exact, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.julia
 def test_julia_failed_solve_keeps_its_prefix_and_return_code() -> None:
     prob = _lotka_volterra().problem([0.44249296, 4.6280594], (0.0, 50.0))
     sol = hq.solve(prob, hq.Tsit5(), rtol=1e-12, atol=1e-12, maxiters=20, engine="julia")
@@ -751,6 +763,21 @@ class _RecordingEngine:
             )
         return outs
 
+    def ensemble_dense(self, prob, alg, u0s, ps, threads, **kw):
+        from types import SimpleNamespace
+
+        self.calls.append(("ensemble_dense", (u0s, ps, threads)))
+        grid = np.linspace(prob["tspan"][0], prob["tspan"][1], 11)
+        sols = [
+            dict(prob, u0=u0s[:, b], p=prob["p"] if ps is None else ps[:, b])
+            for b in range(u0s.shape[1])
+        ]
+        exported = [self.solve_exported(one, alg, saveat=grid) for one in sols]
+        exported[-1].retcode = "MaxIters"
+        exported[-1].u = exported[-1].u[:, :2]
+        exported[-1].t = exported[-1].t[:2]
+        return SimpleNamespace(exported=exported, sols=sols)
+
     def adjoint_exported(self, prob, alg, sense, t, dLdu, **kw):
         from types import SimpleNamespace
 
@@ -924,9 +951,24 @@ def test_julia_dense_output_with_a_recording_stand_in(recording_engine: _Recordi
     assert sol(0.5).shape == (2,)
     with pytest.raises(ValueError, match=r"t must lie in the solved span \[0.0, 1.0\]"):
         sol(1.5)
-    batch = prob.remake(y0=torch.ones(2, 2, dtype=torch.float64))
-    with pytest.raises(ValueError, match="dense output of a batched solve"):
-        hq.solve(batch, hq.Tsit5(), engine="julia", dense=True)
+    # a batch keeps one Julia solution per sample; the stand-in's last one stopped early
+    y0b = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=torch.float64)
+    pb = torch.tensor([[0.1], [0.2], [0.3]], dtype=torch.float64)
+    batch = prob.remake(y0=y0b, p=pb)
+    sb = hq.solve(batch, hq.Tsit5(), engine="julia")
+    assert "ensemble_dense" in [c[0] for c in recording_engine.calls]
+    assert sb.nsaved is not None and sb.nsaved.tolist() == [11, 11, 2]
+    per_sample = torch.tensor([[0.1, 0.2], [0.3, 0.4], [0.0, 0.05]], dtype=torch.float64)
+    out = sb(per_sample)
+    assert out.shape == (3, 2, 2)
+    for i in range(3):
+        expected = torch.exp(-pb[i] * per_sample[i])[:, None] * y0b[i]
+        torch.testing.assert_close(out[i], expected, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(sb(0.05)[1], torch.exp(-0.2 * torch.tensor(0.05)).double() * y0b[1])
+    with pytest.raises(ValueError, match=r"t must lie in sample 2's solved span \[0.0, 0.1\]"):
+        sb(ts)  # the last sample stopped at t = 0.1
+    with pytest.raises(ValueError, match="per-sample times need shape"):
+        sb(torch.zeros(2, 2, dtype=torch.float64))
 
 
 @pytest.mark.gpu

@@ -46,7 +46,7 @@ using PythonCall: PythonCall, Py
 
 export algorithm, load_model, model_problem, python_problem, model_sde_problem,
     python_sde_problem, solve_exported, ensemble_exported, adjoint_exported, retcode_name,
-    NLNewton, enable_gpu, ensemble_kernel, ensemble_array, solve_dense, interpolate_exported
+    NLNewton, enable_gpu, ensemble_kernel, ensemble_array, solve_dense, ensemble_dense, interpolate_exported
 
 const NLNewton = OrdinaryDiffEqNonlinearSolve.NLNewton
 
@@ -278,7 +278,24 @@ Solve one problem per column of `u0s` (`n × B`; `ps`: `np × B` or `nothing`) a
 for Python callbacks, which must hold the GIL) and export each solution.
 """
 function ensemble_exported(prob, alg, u0s::AbstractMatrix, ps; threads = true, kwargs...)
+    sim = _ensemble(prob, alg, u0s, ps, threads; kwargs...)
+    return [_export(sim.u[i], length(prob.u0)) for i in 1:size(u0s, 2)]
+end
+
+"""
+    ensemble_dense(prob, alg, u0s::AbstractMatrix, ps; threads = true, kwargs...)
+
+`ensemble_exported`, plus the solutions themselves (`sols`) for dense output through
+[`interpolate_exported`](@ref): `(exported, sols)`.
+"""
+function ensemble_dense(prob, alg, u0s::AbstractMatrix, ps; threads = true, kwargs...)
+    sim = _ensemble(prob, alg, u0s, ps, threads; kwargs...)
     B = size(u0s, 2)
+    return (exported = [_export(sim.u[i], length(prob.u0)) for i in 1:B],
+        sols = [sim.u[i] for i in 1:B])
+end
+
+function _ensemble(prob, alg, u0s::AbstractMatrix, ps, threads::Bool; kwargs...)
     function prob_func(prob, ctx)
         i = ctx.sim_id
         newp = ps === nothing ? prob.p : Vector{Float64}(view(ps, :, i))
@@ -286,9 +303,7 @@ function ensemble_exported(prob, alg, u0s::AbstractMatrix, ps; threads = true, k
     end
     ens = EnsembleProblem(prob; prob_func = prob_func, safetycopy = false)
     ensalg = threads ? EnsembleThreads() : EnsembleSerial()
-    sim = SciMLBase.solve(ens, alg, ensalg; trajectories = B, _options(kwargs)...)
-    n = length(prob.u0)
-    return [_export(sim.u[i], n) for i in 1:B]
+    return SciMLBase.solve(ens, alg, ensalg; trajectories = size(u0s, 2), _options(kwargs)...)
 end
 
 """

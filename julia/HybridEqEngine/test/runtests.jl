@@ -124,6 +124,17 @@ end # module HybridEqModel
         end
     end
 
+    @testset "ensemble with dense output" begin
+        prob = model_problem(model, u0, (0.0, 2.0), [k])
+        u0s = [1.0 2.0; 3.0 1.0]
+        res = ensemble_dense(prob, algorithm("Vern7()"), u0s, [0.7 0.2]; reltol = 1.0e-10,
+            abstol = 1.0e-12)
+        @test length(res.exported) == 2 && length(res.sols) == 2
+        vals = interpolate_exported(res.sols[2], [0.5, 1.5])
+        @test size(vals) == (2, 2)
+        @test vals[:, 2] ≈ [2.0 * exp(-0.2 * 1.5), 1.0 * exp(-0.4 * 1.5)] rtol = 1.0e-8
+    end
+
     @testset "adjoint gradients, $(name)" for (name, sense) in (
             ("Interpolating", "InterpolatingAdjoint(autojacvec = EnzymeVJP())"),
             ("Quadrature", "QuadratureAdjoint(autojacvec = EnzymeVJP(), abstol = 1.0e-10, reltol = 1.0e-10)"),

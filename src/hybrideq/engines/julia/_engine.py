@@ -16,6 +16,7 @@ Nothing here imports juliacall at import time; :func:`load_engine` does, through
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import weakref
@@ -412,11 +413,6 @@ def solve_julia(
         if isinstance(prob, ODEProblem) and kw.get("dense", saveat is None):
             return _solve_dense(jl, jprob, alg, kw, solver, _keep)
         return _single(*_one(jl, jprob, alg, kw), solver)
-    if kw.get("dense"):
-        raise ValueError(
-            "dense output of a batched solve on the Julia engine is not supported; pass the "
-            "times you need as saveat=..., or use engine='torch'"
-        )
     if wants_grad:
         if saveat is None:
             raise ValueError("gradients on the Julia engine need saveat=... (the loss times)")
@@ -430,6 +426,10 @@ def solve_julia(
         if per_sample and p is not None
         else None
     )
+    if isinstance(prob, ODEProblem) and kw.get("dense", saveat is None):
+        res = jl.ensemble_dense(jprob, alg, u0s, ps, threads=not python_cb, **kw)
+        sol = _collect(prob, solver, res.exported, saveat is not None, prob.device)
+        return _with_interpolant(sol, jl, list(res.sols), _keep)
     results = jl.ensemble_exported(jprob, alg, u0s, ps, threads=not python_cb, **kw)
     return _collect(prob, solver, results, saveat is not None, prob.device)
 
@@ -456,29 +456,49 @@ def _solve_dense(
     exported = res.exported
     t = torch.from_numpy(np.asarray(exported.t))
     y = from_julia_matrix(exported.u)
-    julia_sol = res.sol
-    t0, t1 = float(t[0]), float(t[-1])
-
-    def interpolant(times: Tensor, _keep: Any = keep) -> Tensor:
-        # `_keep` holds the Python callbacks the Julia solution may call while it
-        # interpolates (a torch right-hand side's lazy stages)
-        tt = times.detach().to("cpu", torch.float64)
-        flat = tt.reshape(-1)
-        lo, hi = min(t0, t1), max(t0, t1)
-        if flat.numel() and (float(flat.min()) < lo - 1e-12 or float(flat.max()) > hi + 1e-12):
-            raise ValueError(f"t must lie in the solved span [{lo}, {hi}]")
-        out = from_julia_matrix(jl.interpolate_exported(julia_sol, flat.numpy()))
-        return out[0] if tt.ndim == 0 else out
-
-    return Solution(
+    sol = Solution(
         t=t,
         y=y,
         retcodes=torch.tensor([int(from_julia_retcode(str(exported.retcode)))]),
         stats=_stats([from_julia_stats(exported.stats)]),
         batched=False,
-        interpolant=interpolant,
         solver=solver,
     )
+    return _with_interpolant(sol, jl, [res.sol], keep)
+
+
+def _with_interpolant(sol: Solution, jl: Any, julia_sols: list[Any], keep: Any) -> Solution:
+    """``sol`` with dense output: ``sol(t)`` evaluates each Julia solution's own interpolant
+    (``HybridEqEngine.interpolate_exported``) at ``t`` — a scalar, ``(Q,)`` times, or for a
+    batch ``(batch, Q)`` per-sample times — within the span that sample reached."""
+    ts = sol.t.reshape(-1, sol.t.shape[-1]) if sol.batched else sol.t.reshape(1, -1)
+    counts = sol.nsaved.tolist() if sol.nsaved is not None else [ts.shape[-1]] * len(julia_sols)
+    spans = []
+    for i, count in enumerate(counts):
+        row = ts[i if ts.shape[0] > 1 else 0, :count]
+        spans.append((float(row.min()), float(row.max())))
+
+    def interpolant(times: Tensor, _keep: Any = keep) -> Tensor:
+        # `_keep` holds the Python callbacks the Julia solutions may call while they
+        # interpolate (a torch right-hand side's lazy stages)
+        tt = times.detach().to("cpu", torch.float64)
+        if sol.batched and tt.ndim == 2 and tt.shape[0] != len(julia_sols):
+            raise ValueError(
+                f"t: per-sample times need shape (batch={len(julia_sols)}, Q), got "
+                f"{tuple(tt.shape)}"
+            )
+        outs = []
+        for i, (julia_sol, (lo, hi)) in enumerate(zip(julia_sols, spans, strict=True)):
+            flat = (tt[i] if sol.batched and tt.ndim == 2 else tt).reshape(-1)
+            if flat.numel() and (float(flat.min()) < lo - 1e-12 or float(flat.max()) > hi + 1e-12):
+                which = f"sample {i}'s" if sol.batched else "the"
+                raise ValueError(f"t must lie in {which} solved span [{lo}, {hi}]")
+            out = from_julia_matrix(jl.interpolate_exported(julia_sol, flat.numpy()))
+            outs.append(out[0] if tt.ndim == 0 else out)
+        result = torch.stack(outs) if sol.batched else outs[0]
+        return result.to(sol.y.device, sol.y.dtype)
+
+    return dataclasses.replace(sol, interpolant=interpolant)
 
 
 def _batched_with_gradients(
