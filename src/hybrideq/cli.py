@@ -594,7 +594,9 @@ def _cmd_julia_install(args: argparse.Namespace) -> int:
     if args.cuda:
         # CUDA.jl for the GPU ensembles (DiffEqGPU); not in hybrideq's juliapkg.json because
         # most machines have no NVIDIA GPU. juliapkg.add(name, uuid, version=...) writes it
-        # into this environment's own juliapkg.json (pyjuliapkg deps.py `add`).
+        # into this environment's own juliapkg.json (pyjuliapkg deps.py `add`). Version 5:
+        # DLPack.jl 0.3.1's CUDA extension is written against CUDA.jl 5 (julia/HybridEqEngine
+        # Project.toml says why).
         juliapkg.add("CUDA", "052768ef-5323-5732-b1bb-66c8b64840ba", version="5")
         print("added CUDA.jl to the Julia environment (GPU ensembles)")
     print("resolving the Julia environment with juliapkg (downloads Julia and packages once) …")
