@@ -627,6 +627,31 @@ def test_julia_gpu_ensemble_matches_the_torch_engine() -> None:
     torch.testing.assert_close(jl.y, th.y, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.julia
+@pytest.mark.gpu
+def test_julia_gpu_ensembles_array_and_em_have_the_right_numbers() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    # EnsembleGPUArray (Rodas4 has no GPU kernel): the same answers as the torch engine
+    model = _lotka_volterra()
+    y0 = torch.tensor([[0.44, 4.6], [1.0, 1.0]], device="cuda", dtype=torch.float64)
+    prob = model.problem(y0, (0.0, 3.0))
+    t = torch.linspace(0, 3, 7, device="cuda", dtype=torch.float64)
+    jl = hq.solve(prob, hq.Rodas4(), saveat=t, rtol=1e-8, atol=1e-10, engine="julia")
+    th = hq.solve(prob, hq.Rodas4(), saveat=t, rtol=1e-8, atol=1e-10, engine="torch")
+    torch.testing.assert_close(jl.y, th.y, rtol=1e-5, atol=1e-7)
+    # GPUEM on geometric Brownian motion: E[x(1)] = exp(mu) within 4 standard errors
+    mu, sigma = sp.symbols("mu sigma")
+    gbm = SymbolicSDE({x: mu * x}, {x: sigma * x}, params={mu: 0.5, sigma: 0.2})
+    sde = gbm.problem(torch.ones(8192, 1, device="cuda"), (0.0, 1.0), dtype=torch.float32)
+    sol = hq.solve(sde, hq.EM(), dt=2**-8, saveat=[0.0, 1.0], seed=1, engine="julia")
+    final = sol.y[:, -1, 0].double()
+    se = float(final.std()) / math.sqrt(final.numel())
+    assert abs(float(final.mean()) - math.exp(0.5)) < 4 * se + 2e-3  # + EM's weak error
+    var = math.exp(1.0) * (math.exp(0.04) - 1)  # Var[x(1)] of GBM
+    assert abs(float(final.var()) - var) < 0.15 * var
+
+
 # --------------------------------------------------------------------------- Python side of solve
 
 
@@ -741,6 +766,13 @@ class _RecordingEngine:
         Y[..., 1] = U[:, 1:] + U[:, :1] * (1 - decay)
         Tm[...] = times
         Tm[-1, 2:] = tspan[0]
+
+    def ensemble_em(self, ys, ts, module, u0s, ps, n, np_, tspan, **kw):
+        # records the call; writes y0 at every save time (no noise: not a solver)
+        self.calls.append(("ensemble_em", {"kw": kw, "ptrs": (ys.data_ptr(), ts.data_ptr())}))
+        Y, Tm = torch.from_dlpack(ys), torch.from_dlpack(ts)
+        Y[...] = torch.from_dlpack(u0s)[:, None, :]
+        Tm[...] = torch.as_tensor(np.asarray(kw["saveat"]), dtype=Tm.dtype, device=Tm.device)
 
     def ensemble_array(self, module, u0s, ps, n, np_, tspan, alg, **kw):
         from types import SimpleNamespace
@@ -1020,3 +1052,37 @@ def test_gpu_ensemble_python_side_with_a_recording_stand_in(
     torch_fn = hq.ODEProblem(lambda tt, u, q: -u, y0, (0.0, 1.0))
     with pytest.raises(ValueError, match="sympy-defined"):
         hq.solve(torch_fn, hq.Tsit5(), saveat=t, engine="julia")
+
+
+@pytest.mark.gpu
+def test_gpu_sde_ensemble_python_side_with_a_recording_stand_in(
+    recording_engine: _RecordingEngine,
+) -> None:
+    """A sympy SDE with diagonal noise on CUDA goes to the GPUEM kernel with its dt, save
+    times and a seed (drawn from torch's generator when none is given), and comes back in
+    the buffers it was handed. The stand-in is not Julia: it writes y0 at every time."""
+    mu, sigma = sp.symbols("mu sigma")
+    gbm = SymbolicSDE({x: mu * x}, {x: sigma * x}, params={mu: 0.5, sigma: 0.2})
+    prob = gbm.problem(torch.ones(4, 1, device="cuda"), (0.0, 1.0), dtype=torch.float32)
+    t = torch.linspace(0, 1, 3, device="cuda")
+    sol = hq.solve(prob, hq.EM(), dt=0.01, saveat=t, seed=7, engine="julia")
+    name, rec = recording_engine.calls[-1]
+    assert name == "ensemble_em" and isinstance(rec, dict)
+    assert rec["kw"]["seed"] == 7 and rec["kw"]["dt"] == 0.01 and rec["kw"]["T"] == "Float32"
+    assert sol.y.data_ptr() == rec["ptrs"][0] and sol.y.shape == (4, 3, 1)
+    assert sol.success and bool((sol.y == 1.0).all())
+    seeds = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        hq.solve(prob, hq.EM(), dt=0.01, saveat=t, engine="julia")
+        seeds.append(recording_engine.calls[-1][1]["kw"]["seed"])  # type: ignore[index]
+    assert seeds[0] == seeds[1]  # reproducible under torch.manual_seed
+    with pytest.raises(ValueError, match="dt="):
+        hq.solve(prob, hq.EM(), saveat=t, engine="julia")
+    with pytest.raises(ValueError, match="GPUEM"):
+        hq.solve(prob, hq.SRIW1(), dt=0.01, saveat=t, engine="julia")
+    s1 = sp.Symbol("s1")
+    general = SymbolicSDE({x: -x, y: -y}, [[s1 * x, 0.0], [0.0, s1]], params={s1: 0.1})
+    gprob = general.problem(torch.ones(2, 2, device="cuda"), (0.0, 1.0), dtype=torch.float32)
+    with pytest.raises(ValueError, match="diagonal noise"):
+        hq.solve(gprob, hq.EM(), dt=0.01, saveat=t, engine="julia")

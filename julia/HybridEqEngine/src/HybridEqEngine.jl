@@ -46,7 +46,7 @@ using PythonCall: PythonCall, Py
 
 export algorithm, load_model, model_problem, python_problem, model_sde_problem,
     python_sde_problem, solve_exported, ensemble_exported, adjoint_exported, retcode_name,
-    NLNewton, enable_gpu, ensemble_kernel, ensemble_array, solve_dense, ensemble_dense, interpolate_exported
+    NLNewton, enable_gpu, ensemble_kernel, ensemble_em, ensemble_array, solve_dense, ensemble_dense, interpolate_exported
 
 const NLNewton = OrdinaryDiffEqNonlinearSolve.NLNewton
 
@@ -356,6 +356,14 @@ this module was loaded.
 """
 ensemble_kernel(args...; kwargs...) =
     Base.invokelatest(getfield(@__MODULE__, :GPU).ensemble_kernel!, args...; kwargs...)
+
+"""
+    ensemble_em(args...; kwargs...)
+
+`GPU.ensemble_em!` (see `src/gpu.jl`): Euler-Maruyama GPU ensembles of sympy SDEs.
+"""
+ensemble_em(args...; kwargs...) =
+    Base.invokelatest(getfield(@__MODULE__, :GPU).ensemble_em!, args...; kwargs...)
 
 """
     ensemble_array(args...; kwargs...)

@@ -26,10 +26,10 @@ module GPU
 
 using CUDA: CUDA
 using DiffEqGPU: DiffEqGPU, EnsembleGPUArray, GPUTsit5, GPUVern7, GPURosenbrock23,
-    GPURodas5P, GPUKvaerno5
+    GPURodas5P, GPUKvaerno5, GPUEM
 using DLPack: DLPack
 using StaticArrays: SVector, SMatrix
-using SciMLBase: SciMLBase, ODEProblem, ODEFunction, EnsembleProblem, remake
+using SciMLBase: SciMLBase, ODEProblem, ODEFunction, SDEProblem, EnsembleProblem, remake
 using ..HybridEqEngine: _export, _options
 
 functional() = CUDA.functional()
@@ -114,6 +114,39 @@ function ensemble_kernel!(ys, ts, model::Module, u0s, ps, n::Integer, np::Intege
     end
     # `usol` is `length(saveat) × B` SVectors: as numbers, n × length(saveat) × B in
     # column-major order, which is the C-contiguous (B, length(saveat), n) of `ys`
+    copyto!(_target(ys, T), reinterpret(T, vec(usol)))
+    copyto!(_target(ts, T), vec(tsol))
+    CUDA.synchronize()
+    return nothing
+end
+
+"""
+    ensemble_em!(ys, ts, model, u0s, ps, n, np, tspan; T = Float32, saveat, dt, seed)
+
+Euler-Maruyama for a sympy SDE with diagonal noise, one trajectory per row of `u0s`, as
+DiffEqGPU's `GPUEM` kernel (fixed step `dt`; `vectorized_solve` with an `SDEProblem`,
+`src/ensemblegpukernel/lowerlevel_solve.jl`). The model's out-of-place drift `f` and
+diffusion `g` (tuples, wrapped in `SVector`s) run in the kernel. Every problem carries
+`seed`: the kernel calls `Random.seed!(prob.seed)` in each thread
+(`src/ensemblegpukernel/perform_step/gpu_em_perform_step.jl`), and CUDA.jl's device RNG
+gives each thread its own stream for one seed (DiffEqGPU's `test/gpu_kernel_de/
+gpu_sde_regression.jl` averages 1000 trajectories of one seeded problem). Results are
+written into `ys`/`ts` as in `ensemble_kernel!`.
+"""
+function ensemble_em!(ys, ts, model::Module, u0s, ps, n::Integer, np::Integer, tspan;
+        T::Type = Float32, saveat, dt, seed::Integer)
+    n = Int(n)
+    np = Int(np)
+    U = _host(u0s, n, T)
+    P = _host(ps, np, T)
+    span = (T(tspan[1]), T(tspan[2]))
+    f, g = getfield(model, :f), getfield(model, :g)
+    param(i) = P === nothing ? SVector{0, T}() : SVector{np, T}(view(P, :, i))
+    prob = SDEProblem{false}(StaticVector{typeof(f), n}(f), StaticVector{typeof(g), n}(g),
+        SVector{n, T}(view(U, :, 1)), span, param(1); seed = UInt64(seed))
+    probs = [remake(prob; u0 = SVector{n, T}(view(U, :, i)), p = param(i)) for i in 1:size(U, 2)]
+    tsol, usol = DiffEqGPU.vectorized_solve(CUDA.cu(probs), prob, GPUEM(); dt = T(dt),
+        saveat = T.(vec(saveat)))
     copyto!(_target(ys, T), reinterpret(T, vec(usol)))
     copyto!(_target(ts, T), vec(tsol))
     CUDA.synchronize()

@@ -636,10 +636,16 @@ class SymbolicSDE(AbstractSymbolicModel):
         )
 
     def julia_source(self, module: str = "HybridEqModel") -> str:
-        """Julia source of a module with the in-place drift ``f!`` and diffusion ``g!``."""
-        g = julia_function(
-            "g!", self.diffusion, self.t, self.states, self.params, shape=self.noise_shape
-        )
+        """Julia source of a module with the in-place drift ``f!`` and diffusion ``g!``, and
+        their out-of-place forms ``f(u, p, t)`` and ``g(u, p, t)`` as tuples (``g``'s
+        ``(n, m)`` matrix in column-major order) for DiffEqGPU's kernels."""
+        args = (self.t, self.states, self.params)
+        g = julia_function("g!", self.diffusion, *args, shape=self.noise_shape)
+        if self.noise_shape is None:
+            g_columns = list(self.diffusion)
+        else:
+            n, m = self.noise_shape
+            g_columns = [self.diffusion[i * m + j] for j in range(m) for i in range(n)]
         return "\n".join(
             [
                 f"module {module}",
@@ -649,8 +655,10 @@ class SymbolicSDE(AbstractSymbolicModel):
                 f"const PARAMS = ({', '.join(f':{_jl_name(s)}' for s in self.params)},)",
                 f"const NOISE = :{self.noise}",
                 "",
-                julia_function("f!", self.drift, self.t, self.states, self.params),
+                julia_function("f!", self.drift, *args),
                 g,
+                julia_function("f", self.drift, *args, out=None),
+                julia_function("g", g_columns, *args, out=None),
                 f"end # module {module}\n",
             ]
         )

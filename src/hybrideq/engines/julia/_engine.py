@@ -143,18 +143,18 @@ def julia_unsuitable(
     if isinstance(prob, SDEProblem) and prob.noise not in solver.noise_types:
         return f"{solver.name} does not take {prob.noise} noise"
     if prob.device.type == "cuda":
-        if (
-            _symbolic_model(prob.f) is None
-            or not isinstance(prob, ODEProblem)
-            or julia_gpu_ensemble(solver) is None
-        ):
+        if isinstance(prob, SDEProblem):
+            reason = _gpu_sde_unsuitable(prob, solver)
+            if reason is not None:
+                return reason
+        elif _symbolic_model(prob.f) is None or julia_gpu_ensemble(solver) is None:
             return (
                 "on CUDA the Julia engine runs GPU ensembles (DiffEqGPU) of sympy-defined "
                 "ODEs with Tsit5, Vern7, Rosenbrock23, Rodas5P or Kvaerno5 (one GPU kernel) "
                 "or DP5, BS3, Euler, RK4, Rodas4, TRBDF2 or KenCarp4 (EnsembleGPUArray); "
                 "this problem runs on the torch engine"
             )
-        if prob.mass_matrix is not None:
+        elif prob.mass_matrix is not None:
             return "GPU ensembles take no mass matrix on the Julia engine; solve it on the CPU"
         if prob.dtype not in (torch.float32, torch.float64):
             return f"GPU ensembles compute in float32 or float64; the problem is {prob.dtype}"
@@ -181,6 +181,20 @@ def julia_unsuitable(
             return "gradients default to the torch engine"
         if prob.y0.requires_grad:
             return "gradients default to the torch engine"
+    return None
+
+
+def _gpu_sde_unsuitable(prob: SDEProblem, solver: AbstractSolver) -> str | None:
+    """Why a CUDA SDE cannot run as a Julia GPU ensemble (``None``: it can)."""
+    from hybrideq.solvers.sde import EM
+
+    if _symbolic_model(prob.f) is None or not isinstance(solver, EM):
+        return (
+            "on CUDA the Julia engine runs SDEs as GPU ensembles of sympy-defined models "
+            "with EM (DiffEqGPU's GPUEM kernel); this problem runs on the torch engine"
+        )
+    if prob.matrix_noise or prob.noise not in ("diagonal", "additive"):
+        return f"GPU SDE ensembles take diagonal noise; the problem has {prob.noise} noise"
     return None
 
 
@@ -596,7 +610,8 @@ def _collect(
 def _solve_gpu(
     jl: Any, prob: ODEProblem | SDEProblem, solver: AbstractSolver, kw: dict[str, Any]
 ) -> Solution:
-    """A batch of a sympy model on CUDA as one DiffEqGPU ensemble solve.
+    """A batch of a sympy model on CUDA as one DiffEqGPU ensemble solve (an SDE: the
+    Euler-Maruyama kernel ``GPUEM``).
 
     ``y0`` and ``p`` cross to Julia as the CUDA tensors themselves, through DLPack.
     With a kernel method (``EnsembleGPUKernel``) the saved states and times are written on
@@ -612,9 +627,9 @@ def _solve_gpu(
             "(a (T,) tensor of times)"
         )
     unsupported = sorted({"dtmin", "dtmax", "dense"} & kw.keys())
-    how = julia_gpu_ensemble(solver)
+    how = ("em", "EM") if isinstance(prob, SDEProblem) else julia_gpu_ensemble(solver)
     assert how is not None  # julia_unsuitable checked it
-    if how[0] == "kernel" and unsupported:
+    if how[0] != "array" and unsupported:
         raise ValueError(
             f"{', '.join(unsupported)}: DiffEqGPU's kernel methods take saveat, dt, adaptive, "
             "rtol and atol only (vectorized_asolve); leave them out, or pick a solver that "
@@ -652,6 +667,15 @@ def _solve_gpu(
     times = torch.as_tensor(saveat, dtype=torch.float64)  # the (T,) save times, as sent
     ys = torch.empty((B, times.numel(), n), dtype=prob.dtype, device=prob.device)
     ts = torch.empty((B, times.numel()), dtype=prob.dtype, device=prob.device)
+    if how[0] == "em":
+        if "dt" not in kw:
+            raise ValueError("EM on the GPU takes fixed steps: pass dt=...")
+        # no seed: draw one from torch's generator, so that torch.manual_seed reproduces it
+        seed = kw.get("seed", int(torch.randint(0, 2**63 - 1, ()).item()))
+        jl.ensemble_em(
+            ys, ts, module, y0, ps, n, np_, tspan, T=T, saveat=kw["saveat"], dt=kw["dt"], seed=seed
+        )
+        return _kernel_solution(prob, solver, ys, ts, times.to(prob.device, prob.dtype))
     options = {k: kw[k] for k in ("dt", "adaptive") if k in kw}
     jl.ensemble_kernel(
         ys,
