@@ -92,6 +92,70 @@ def test_every_julia_file_parses() -> None:
     assert engine_source_dir() == ROOT / "julia" / "HybridEqEngine"
 
 
+def _julia_keywords(source: str, name: str) -> tuple[set[str], bool] | None:
+    """The keyword names of the Julia function ``name`` defined in ``source`` (long or
+    short form), and whether it takes ``kwargs...``; ``None`` when it is not defined."""
+    import re
+
+    pattern = rf"(?:^|\n)\s*(?:function\s+)?{re.escape(name)}\(([^)]*)\)"
+    best: tuple[set[str], bool] | None = None
+    for m in re.finditer(pattern, source):
+        args = m.group(1)
+        if ";" not in args:
+            best = best or (set(), False)
+            continue
+        kws = [a.strip() for a in args.split(";", 1)[1].split(",") if a.strip()]
+        names = {re.split(r"[:=\s]", a)[0] for a in kws if not a.endswith("...")}
+        best = (names, any(a.endswith("...") for a in kws))
+    return best
+
+
+def test_every_julia_call_of_the_python_side_names_a_defined_function_and_keywords() -> None:
+    """The boundary, read statically: each ``jl.name(...)`` call in the engine's Python
+    code names a function HybridEqEngine exports, and each keyword it passes is one the
+    Julia function takes (the GPU wrappers forward to src/gpu.jl's functions)."""
+    import ast
+
+    main = (ROOT / "julia/HybridEqEngine/src/HybridEqEngine.jl").read_text()
+    gpu = (ROOT / "julia/HybridEqEngine/src/gpu.jl").read_text()
+    exported = set(
+        main.split("\nexport ", 1)[1]
+        .split("\n\n", 1)[0]
+        .replace("\n", " ")
+        .replace(",", " ")
+        .split()
+    )
+    forwards = {"ensemble_kernel": "ensemble_kernel!", "ensemble_em": "ensemble_em!"}
+    calls: list[tuple[str, set[str]]] = []
+    for path in (ROOT / "src/hybrideq/engines/julia/_engine.py", ROOT / "src/hybrideq/cli.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "jl"
+            ):
+                calls.append((node.func.attr, {k.arg for k in node.keywords if k.arg}))
+    names = {name for name, _ in calls}
+    assert {"solve_exported", "ensemble_kernel", "ensemble_em", "adjoint_exported"} <= names
+    for name, keywords in calls:
+        if name == "seval":
+            continue
+        assert name in exported, f"jl.{name} is not exported by HybridEqEngine"
+        if name in forwards or name == "ensemble_array":
+            sig = _julia_keywords(gpu, forwards.get(name, name))
+        else:
+            sig = _julia_keywords(main, name)
+        assert sig is not None, f"no definition of {name}"
+        declared, open_ended = sig
+        assert open_ended or keywords <= declared, (name, keywords - declared)
+    # and the keywords the GPU kernel functions require are always passed
+    kernel = next(kw for name, kw in calls if name == "ensemble_kernel")
+    assert {"T", "saveat", "abstol", "reltol"} <= kernel
+    em = next(kw for name, kw in calls if name == "ensemble_em")
+    assert {"T", "saveat", "dt", "seed"} <= em
+
+
 def test_juliapkg_json_matches_the_julia_package() -> None:
     import json
 
