@@ -46,7 +46,8 @@ using PythonCall: PythonCall, Py
 
 export algorithm, load_model, model_problem, python_problem, model_sde_problem,
     python_sde_problem, solve_exported, ensemble_exported, adjoint_exported, retcode_name,
-    NLNewton, enable_gpu, ensemble_kernel, ensemble_em, ensemble_array, solve_dense, ensemble_dense, interpolate_exported
+    NLNewton, enable_gpu, ensemble_kernel, ensemble_em, ensemble_array, solve_dense,
+    ensemble_dense, interpolate_exported
 
 const NLNewton = OrdinaryDiffEqNonlinearSolve.NLNewton
 

@@ -629,7 +629,11 @@ def _solve_gpu(
     unsupported = sorted({"dtmin", "dtmax", "dense"} & kw.keys())
     how = ("em", "EM") if isinstance(prob, SDEProblem) else julia_gpu_ensemble(solver)
     assert how is not None  # julia_unsuitable checked it
-    if how[0] != "array" and unsupported:
+    if how[0] == "em" and unsupported:
+        raise ValueError(
+            f"{', '.join(unsupported)}: the GPU Euler-Maruyama kernel takes saveat and dt only"
+        )
+    if how[0] == "kernel" and unsupported:
         raise ValueError(
             f"{', '.join(unsupported)}: DiffEqGPU's kernel methods take saveat, dt, adaptive, "
             "rtol and atol only (vectorized_asolve); leave them out, or pick a solver that "
@@ -650,19 +654,8 @@ def _solve_gpu(
     # pending work on them must be finished first (DLPack.jl passes no stream)
     torch.cuda.current_stream(prob.device).synchronize()
     if how[0] == "array":
-        rest = {k: v for k, v in kw.items() if k != "maxiters"}
-        results = jl.ensemble_array(
-            module,
-            y0,
-            ps,
-            n,
-            np_,
-            tspan,
-            jl.algorithm(how[1]),
-            T=T,
-            maxiters=kw["maxiters"],
-            **rest,
-        )
+        alg = jl.algorithm(how[1])
+        results = jl.ensemble_array(module, y0, ps, n, np_, tspan, alg, T=T, **kw)
         return _collect(prob, solver, results, True, prob.device)
     times = torch.as_tensor(saveat, dtype=torch.float64)  # the (T,) save times, as sent
     ys = torch.empty((B, times.numel(), n), dtype=prob.dtype, device=prob.device)
@@ -671,7 +664,7 @@ def _solve_gpu(
         if "dt" not in kw:
             raise ValueError("EM on the GPU takes fixed steps: pass dt=...")
         # no seed: draw one from torch's generator, so that torch.manual_seed reproduces it
-        seed = kw.get("seed", int(torch.randint(0, 2**63 - 1, ()).item()))
+        seed = kw["seed"] if "seed" in kw else int(torch.randint(0, 2**63 - 1, ()).item())
         jl.ensemble_em(
             ys, ts, module, y0, ps, n, np_, tspan, T=T, saveat=kw["saveat"], dt=kw["dt"], seed=seed
         )
