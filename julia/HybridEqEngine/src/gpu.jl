@@ -73,6 +73,21 @@ function _target(x, T::Type)
     return A
 end
 
+"""Column `i` of the host parameters as the kernel's static vector (empty without any)."""
+_static_param(P, np::Int, T::Type, i::Int) =
+    P === nothing ? SVector{0, T}() : SVector{np, T}(view(P, :, i))
+
+"""Copy a kernel's saved times `tsol` and states `usol` (`length(saveat) × B`, on the device)
+into the torch tensors `ts` and `ys` on the device, then wait for the copies. `usol` as
+numbers is n × length(saveat) × B in column-major order: the C-contiguous
+`(B, length(saveat), n)` of `ys`."""
+function _deliver!(ys, ts, tsol, usol, T::Type)
+    copyto!(_target(ys, T), reinterpret(T, vec(usol)))
+    copyto!(_target(ts, T), vec(tsol))
+    CUDA.synchronize()
+    return nothing
+end
+
 """
     ensemble_kernel!(ys, ts, model, u0s, ps, n, np, tspan, alg; T = Float32,
                      saveat, dt = nothing, adaptive = true, abstol = 1e-6, reltol = 1e-3)
@@ -97,7 +112,7 @@ function ensemble_kernel!(ys, ts, model::Module, u0s, ps, n::Integer, np::Intege
     f, J, tg = getfield(model, :f), getfield(model, :jac), getfield(model, :tgrad)
     fun = ODEFunction{false}(StaticVector{typeof(f), n}(f);
         jac = StaticJacobian{typeof(J), n}(J), tgrad = StaticVector{typeof(tg), n}(tg))
-    param(i) = P === nothing ? SVector{0, T}() : SVector{np, T}(view(P, :, i))
+    param(i) = _static_param(P, np, T, i)
     prob = ODEProblem{false}(fun, SVector{n, T}(view(U, :, 1)), span, param(1))
     probs = [DiffEqGPU.make_prob_compatible(
                  remake(prob; u0 = SVector{n, T}(view(U, :, i)), p = param(i)))
@@ -112,12 +127,7 @@ function ensemble_kernel!(ys, ts, model::Module, u0s, ps, n::Integer, np::Intege
     else
         DiffEqGPU.vectorized_solve(device_probs, prob, method; dt = h, saveat = save)
     end
-    # `usol` is `length(saveat) × B` SVectors: as numbers, n × length(saveat) × B in
-    # column-major order, which is the C-contiguous (B, length(saveat), n) of `ys`
-    copyto!(_target(ys, T), reinterpret(T, vec(usol)))
-    copyto!(_target(ts, T), vec(tsol))
-    CUDA.synchronize()
-    return nothing
+    return _deliver!(ys, ts, tsol, usol, T)
 end
 
 """
@@ -141,16 +151,13 @@ function ensemble_em!(ys, ts, model::Module, u0s, ps, n::Integer, np::Integer, t
     P = _host(ps, np, T)
     span = (T(tspan[1]), T(tspan[2]))
     f, g = getfield(model, :f), getfield(model, :g)
-    param(i) = P === nothing ? SVector{0, T}() : SVector{np, T}(view(P, :, i))
+    param(i) = _static_param(P, np, T, i)
     prob = SDEProblem{false}(StaticVector{typeof(f), n}(f), StaticVector{typeof(g), n}(g),
         SVector{n, T}(view(U, :, 1)), span, param(1); seed = UInt64(seed))
     probs = [remake(prob; u0 = SVector{n, T}(view(U, :, i)), p = param(i)) for i in 1:size(U, 2)]
     tsol, usol = DiffEqGPU.vectorized_solve(CUDA.cu(probs), prob, GPUEM(); dt = T(dt),
         saveat = T.(vec(saveat)))
-    copyto!(_target(ys, T), reinterpret(T, vec(usol)))
-    copyto!(_target(ts, T), vec(tsol))
-    CUDA.synchronize()
-    return nothing
+    return _deliver!(ys, ts, tsol, usol, T)
 end
 
 """

@@ -302,21 +302,20 @@ class SymbolicODE(AbstractSymbolicModel):
         States, parameters and time are differentiated as real symbols (so that
         ``d|x|/dx = sign(x)``, not an expression in ``re`` and ``im``).
         """
-        symbols = (*self.states, *self.params, self.t)
-        real = {s: sympy.Dummy(s.name, real=True) for s in symbols}
-        back = {v: k for k, v in real.items()}
-        J = sympy.Matrix([e.xreplace(real) for e in self.drift]).jacobian(
-            [real[s] for s in self.states]
-        )
-        return J.xreplace(back)
+        return self._differentiate(self.states)
 
     @property
     def time_derivative(self) -> list[sympy.Expr]:
         """``∂f_i/∂t`` (zero for an autonomous model), differentiated as :attr:`jacobian`."""
+        return list(self._differentiate([self.t]))
+
+    def _differentiate(self, wrt: Sequence[sympy.Symbol]) -> sympy.Matrix:
+        """``∂f_i/∂w_j`` for ``w`` in ``wrt``, every symbol taken as real."""
         symbols = (*self.states, *self.params, self.t)
         real = {s: sympy.Dummy(s.name, real=True) for s in symbols}
         back = {v: k for k, v in real.items()}
-        return [sympy.diff(e.xreplace(real), real[self.t]).xreplace(back) for e in self.drift]
+        J = sympy.Matrix([e.xreplace(real) for e in self.drift]).jacobian([real[s] for s in wrt])
+        return J.xreplace(back)
 
     @property
     def sparsity(self) -> Tensor:

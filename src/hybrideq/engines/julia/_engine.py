@@ -410,6 +410,8 @@ def solve_julia(
     y0 = prob.y0.detach()
     p = prob.p if isinstance(prob.p, Tensor) else None
     per_sample = _per_sample_p(prob)
+    # dense output keeps Julia's solution(s) for sol(t): by default without saveat
+    dense = isinstance(prob, ODEProblem) and bool(kw.get("dense", saveat is None))
     wants_grad = torch.is_grad_enabled() and (
         prob.y0.requires_grad or (isinstance(prob.p, Tensor) and prob.p.requires_grad)
     )
@@ -424,7 +426,7 @@ def solve_julia(
                 raise ValueError("gradients on the Julia engine need saveat=... (the loss times)")
             return _JuliaSolve.run(prob, solver, sensealg or InterpolatingAdjoint(), kw)
         jprob, _, _keep = _julia_problem(jl, prob, y0, None if p is None else p.detach())
-        if isinstance(prob, ODEProblem) and kw.get("dense", saveat is None):
+        if dense:
             return _solve_dense(jl, jprob, alg, kw, solver, _keep)
         return _single(*_one(jl, jprob, alg, kw), solver)
     if wants_grad:
@@ -440,7 +442,7 @@ def solve_julia(
         if per_sample and p is not None
         else None
     )
-    if isinstance(prob, ODEProblem) and kw.get("dense", saveat is None):
+    if dense:
         res = jl.ensemble_dense(jprob, alg, u0s, ps, threads=not python_cb, **kw)
         sol = _collect(prob, solver, res.exported, saveat is not None, prob.device)
         return _with_interpolant(sol, jl, list(res.sols), _keep)
